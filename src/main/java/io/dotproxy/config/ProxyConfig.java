@@ -1,0 +1,88 @@
+package io.dotproxy.config;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * Every setting of the proxy, under {@code dotproxy.}; each can also be given as an environment
+ * variable ({@code dotproxy.tls.ca-file} is {@code DOTPROXY_TLS_CA_FILE}). {@link Setup} checks
+ * the values and turns them into the plain objects the rest of the proxy takes.
+ */
+@ConfigMapping(prefix = "dotproxy")
+public interface ProxyConfig {
+    /**
+     * DoT resolvers in order of preference, comma-separated, each {@code address[:port][#tls-name]};
+     * port 853 by default, and without a TLS name the certificate must match the address.
+     * The environment variable {@code DoT_HOST}, when set, replaces the list with its one host.
+     */
+    @WithDefault("1.1.1.1:853#cloudflare-dns.com,1.0.0.1:853#cloudflare-dns.com")
+    List<String> upstreams();
+
+    /** Deadline of each client query, every upstream attempt included; then SERVFAIL. */
+    @WithDefault("2s")
+    Duration timeout();
+
+    /** Where clients reach the proxy. */
+    Listen listen();
+
+    /** Trust for the upstreams' certificates. */
+    Tls tls();
+
+    /** Client TCP connections. */
+    Tcp tcp();
+
+    /** Client UDP answers. */
+    Udp udp();
+
+    /** Connections to the upstreams. */
+    Upstream upstream();
+
+    /** Listening address and port, shared by UDP and TCP. */
+    interface Listen {
+        /** IP address to bind; {@code ::} is every IPv6 and IPv4 address. */
+        @WithDefault("::")
+        String host();
+
+        /** Port for UDP and TCP; 0 picks a free one. */
+        @WithDefault("53")
+        int port();
+    }
+
+    /** Trust settings. */
+    interface Tls {
+        /** PEM file of CA certificates trusted in addition to the system's (for private resolvers). */
+        Optional<String> caFile();
+    }
+
+    /** Client TCP settings (RFC 7766). */
+    interface Tcp {
+        /** A client connection with no query outstanding is closed after this long. */
+        @WithDefault("10s")
+        Duration idleTimeout();
+
+        /** Client connections open at once at most; more are closed on accept. */
+        @WithDefault("1000")
+        int maxConnections();
+    }
+
+    /** Client UDP settings. */
+    interface Udp {
+        /** Largest UDP answer, even if a client advertises more (DNS Flag Day 2020: 1232). */
+        @WithDefault("1232")
+        int maxPayload();
+    }
+
+    /** Upstream connection settings. */
+    interface Upstream {
+        /** An upstream connection with nothing in flight is closed after this long. */
+        @WithDefault("30s")
+        Duration idleTimeout();
+
+        /** Queries in flight on one upstream connection at most; more fail over or get SERVFAIL. */
+        @WithDefault("1000")
+        int maxInFlight();
+    }
+}

@@ -1,0 +1,124 @@
+package io.dotproxy.server;
+
+import io.dotproxy.dns.Rcode;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.util.EnumMap;
+import java.util.Locale;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * The listeners' meters, registered once; tags are only {@code proto}, {@code rcode} and
+ * {@code result}, never a client address or a query name.
+ */
+public final class ServerMetrics {
+    /** Why a packet got no answer at all. */
+    public enum Drop {
+        /** Shorter than a DNS header: nothing to answer to. */
+        SHORT,
+        /** The QR bit is set: answering responses invites reflection loops. */
+        RESPONSE
+    }
+
+    /** Why the proxy answered with an error of its own instead of an upstream's answer. */
+    public enum Error {
+        /** The query did not parse past its header, or had no single question: FORMERR. */
+        MALFORMED,
+        /** An opcode other than QUERY: NOTIMP. */
+        OPCODE,
+        /** The upstreams gave no answer in time or failed: SERVFAIL. */
+        UPSTREAM,
+        /** The upstream's answer was too long for UDP and could not be parsed to truncate it: SERVFAIL. */
+        UNTRUNCATABLE
+    }
+
+    private final EnumMap<Transport, Counter> queries = new EnumMap<>(Transport.class);
+    private final EnumMap<Transport, Counter[]> responses = new EnumMap<>(Transport.class);
+    private final EnumMap<Transport, EnumMap<Drop, Counter>> drops = new EnumMap<>(Transport.class);
+    private final EnumMap<Transport, EnumMap<Error, Counter>> errors = new EnumMap<>(Transport.class);
+    private final Counter truncated;
+    private final Counter rejectedConnections;
+    private final AtomicInteger openConnections = new AtomicInteger();
+
+    public ServerMetrics(MeterRegistry registry) {
+        for (Transport transport : Transport.values()) {
+            String proto = transport.tag();
+            queries.put(transport, Counter.builder("dotproxy.server.queries")
+                    .description("Queries received, by transport")
+                    .tag("proto", proto).register(registry));
+            Counter[] byRcode = new Counter[Rcode.HEADER_VALUES];
+            for (int rcode = 0; rcode < byRcode.length; rcode++) {
+                byRcode[rcode] = Counter.builder("dotproxy.server.responses")
+                        .description("Answers sent to clients, by transport and response code")
+                        .tags("proto", proto, "rcode", Rcode.name(rcode)).register(registry);
+            }
+            responses.put(transport, byRcode);
+            EnumMap<Drop, Counter> dropCounters = new EnumMap<>(Drop.class);
+            for (Drop drop : Drop.values()) {
+                dropCounters.put(drop, Counter.builder("dotproxy.server.dropped")
+                        .description("Packets dropped without an answer, by reason")
+                        .tags("proto", proto, "result", tag(drop)).register(registry));
+            }
+            drops.put(transport, dropCounters);
+            EnumMap<Error, Counter> errorCounters = new EnumMap<>(Error.class);
+            for (Error error : Error.values()) {
+                errorCounters.put(error, Counter.builder("dotproxy.server.errors")
+                        .description("Error answers made by the proxy itself, by reason")
+                        .tags("proto", proto, "result", tag(error)).register(registry));
+            }
+            errors.put(transport, errorCounters);
+        }
+        truncated = Counter.builder("dotproxy.server.truncated")
+                .description("UDP answers cut to the client's payload size with TC=1")
+                .tag("proto", Transport.UDP.tag()).register(registry);
+        rejectedConnections = Counter.builder("dotproxy.server.connections.rejected")
+                .description("TCP connections closed at once because the connection cap was reached")
+                .tag("proto", Transport.TCP.tag()).register(registry);
+        Gauge.builder("dotproxy.server.connections", openConnections, AtomicInteger::get)
+                .description("Open client TCP connections")
+                .tag("proto", Transport.TCP.tag()).register(registry);
+    }
+
+    private static String tag(Enum<?> value) {
+        return value.name().toLowerCase(Locale.ROOT);
+    }
+
+    void query(Transport transport) {
+        queries.get(transport).increment();
+    }
+
+    void response(Transport transport, int headerRcode) {
+        responses.get(transport)[headerRcode & 0xF].increment();
+    }
+
+    void dropped(Transport transport, Drop drop) {
+        drops.get(transport).get(drop).increment();
+    }
+
+    void error(Transport transport, Error error) {
+        errors.get(transport).get(error).increment();
+    }
+
+    void truncated() {
+        truncated.increment();
+    }
+
+    /** Counts a new connection; false (and counted as rejected) when {@code max} are open. */
+    boolean tryOpenConnection(int max) {
+        while (true) {
+            int open = openConnections.get();
+            if (open >= max) {
+                rejectedConnections.increment();
+                return false;
+            }
+            if (openConnections.compareAndSet(open, open + 1)) {
+                return true;
+            }
+        }
+    }
+
+    void connectionClosed() {
+        openConnections.decrementAndGet();
+    }
+}

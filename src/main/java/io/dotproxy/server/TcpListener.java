@@ -1,0 +1,175 @@
+package io.dotproxy.server;
+
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoop;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
+import io.netty.handler.codec.LengthFieldPrepender;
+import io.netty.handler.flush.FlushConsolidationHandler;
+import io.netty.handler.timeout.IdleStateEvent;
+import io.netty.handler.timeout.IdleStateHandler;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import org.jboss.logging.Logger;
+
+/**
+ * The TCP side of the proxy (RFC 7766): messages framed by a 2-octet length, many queries per
+ * connection, answers written as soon as each is ready (out of order), idle connections closed,
+ * and a cap on open connections. A connection with many queries outstanding stops being read
+ * until answers drain, which pushes back on the client through TCP flow control.
+ */
+public final class TcpListener {
+    private static final Logger LOG = Logger.getLogger(TcpListener.class);
+    private static final int MAX_FRAME = 65535;
+    /** Queries outstanding per connection before reading pauses. */
+    static final int MAX_PIPELINED = 100;
+
+    private final QueryPipeline pipeline;
+    private final ServerMetrics metrics;
+    private final Duration idleTimeout;
+    private final int maxConnections;
+
+    /**
+     * @param idleTimeout a connection with no query outstanding is closed after this long (RFC 7766 §6.2.3)
+     * @param maxConnections connections beyond this are closed as soon as they are accepted
+     */
+    public TcpListener(QueryPipeline pipeline, ServerMetrics metrics, Duration idleTimeout, int maxConnections) {
+        this.pipeline = pipeline;
+        this.metrics = metrics;
+        this.idleTimeout = idleTimeout;
+        this.maxConnections = maxConnections;
+    }
+
+    /** Binds the server socket; the returned future's channel is the listener. */
+    public ChannelFuture bind(EventLoopGroup group, InetSocketAddress address) {
+        return new ServerBootstrap()
+                .group(group, group)
+                .channel(NioServerSocketChannel.class)
+                .option(ChannelOption.SO_BACKLOG, 1024)
+                .option(ChannelOption.SO_REUSEADDR, true)
+                .childOption(ChannelOption.TCP_NODELAY, true)
+                .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
+                .childHandler(new ChannelInitializer<SocketChannel>() {
+                    @Override
+                    protected void initChannel(SocketChannel ch) {
+                        if (!metrics.tryOpenConnection(maxConnections)) {
+                            ch.close();
+                            return;
+                        }
+                        ch.closeFuture().addListener(f -> metrics.connectionClosed());
+                        ch.pipeline().addLast(
+                                new IdleStateHandler(0, 0, idleTimeout.toMillis(), TimeUnit.MILLISECONDS),
+                                new LengthFieldBasedFrameDecoder(MAX_FRAME, 0, 2, 0, 2),
+                                new LengthFieldPrepender(2),
+                                new FlushConsolidationHandler(256, true),
+                                new ClientConnection());
+                    }
+                })
+                .bind(address);
+    }
+
+    /** One client connection: counts what is outstanding, pauses reading, closes when idle. */
+    private final class ClientConnection extends ChannelInboundHandlerAdapter {
+        private ChannelHandlerContext ctx;
+        private EventLoop loop;
+        private int outstanding;
+        private boolean inputClosed;
+
+        @Override
+        public void handlerAdded(ChannelHandlerContext ctx) {
+            this.ctx = ctx;
+            this.loop = ctx.channel().eventLoop();
+        }
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            outstanding++;
+            if (outstanding >= MAX_PIPELINED) {
+                ctx.channel().config().setAutoRead(false);
+            }
+            pipeline.handle((ByteBuf) msg, new TcpExchange(this));
+        }
+
+        /** Called for every query, answered or not, on any thread. */
+        void completed(ByteBuf answer) {
+            if (loop.inEventLoop()) {
+                finish(answer);
+            } else {
+                loop.execute(() -> finish(answer));
+            }
+        }
+
+        private void finish(ByteBuf answer) {
+            outstanding--;
+            if (answer != null) {
+                ctx.writeAndFlush(answer, ctx.voidPromise());
+            }
+            if (outstanding < MAX_PIPELINED && !ctx.channel().config().isAutoRead()) {
+                ctx.channel().config().setAutoRead(true);
+            }
+            if (inputClosed && outstanding == 0) {
+                ctx.writeAndFlush(io.netty.buffer.Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
+            }
+        }
+
+        @Override
+        public void userEventTriggered(ChannelHandlerContext ctx, Object event) {
+            if (event instanceof IdleStateEvent && outstanding == 0) {
+                ctx.close();
+            } else if (event instanceof ChannelInputShutdownEvent) {
+                // The client sent all its queries (half-close): answer them, then close.
+                inputClosed = true;
+                if (outstanding == 0) {
+                    ctx.close();
+                }
+            }
+            ctx.fireUserEventTriggered(event);
+        }
+
+        @Override
+        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+            LOG.debugf(cause, "TCP client connection %s failed", ctx.channel().remoteAddress());
+            ctx.close();
+        }
+    }
+
+    private static final class TcpExchange extends Exchange {
+        private final ClientConnection connection;
+
+        TcpExchange(ClientConnection connection) {
+            this.connection = connection;
+        }
+
+        @Override
+        Transport transport() {
+            return Transport.TCP;
+        }
+
+        @Override
+        ByteBufAllocator alloc() {
+            return connection.ctx.alloc();
+        }
+
+        @Override
+        void send(ByteBuf answer) {
+            connection.completed(answer);
+        }
+
+        @Override
+        void abandon() {
+            connection.completed(null);
+        }
+    }
+}

@@ -1,0 +1,294 @@
+package io.dotproxy.upstream;
+
+import io.dotproxy.dns.Header;
+import io.dotproxy.dns.Message;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoop;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioSocketChannel;
+import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
+import io.netty.handler.flush.FlushConsolidationHandler;
+import io.netty.handler.ssl.SslHandler;
+import io.netty.handler.timeout.IdleStateEvent;
+import io.netty.handler.timeout.IdleStateHandler;
+import io.netty.util.concurrent.Future;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import org.jboss.logging.Logger;
+
+/**
+ * One TLS connection to a DoT resolver carrying many queries at once (RFC 7766 §6.2.1.1, RFC 7858).
+ *
+ * <p>Each query gets a message ID that is unique on this connection, written into its wire copy;
+ * an answer is matched by that ID and by its question, and handed on with the client's own ID put
+ * back. Queries written before the handshake completes wait inside this class, never in a buffer
+ * that could reach the socket unencrypted. Deadlines are enforced by a sweep that runs only while
+ * queries are pending, instead of a timer per query.
+ *
+ * <p>All methods run on the connection's event loop.
+ */
+final class DotConnection extends ChannelInboundHandlerAdapter {
+    /** Told when the connection is gone, with the queries that got no answer on it. */
+    interface Owner {
+        /** The handshake completed; queries flow. */
+        void connectionReady(DotConnection connection);
+
+        /**
+         * @param unanswered queries still waiting, in send order; the owner decides their fate
+         * @param wasReady whether the TLS handshake had completed (else: connect or TLS failure)
+         * @param failure why the connection could not be used, or null for an orderly close
+         */
+        void connectionClosed(DotConnection connection, List<InFlight> unanswered, boolean wasReady,
+                              UpstreamMetrics.Error failure, Throwable cause);
+    }
+
+    private static final Logger LOG = Logger.getLogger(DotConnection.class);
+    private static final int ID_SPACE = 1 << 16;
+    private static final long SWEEP_INTERVAL_MILLIS = 25;
+    private static final int MAX_FRAME = 65535;
+
+    private final InFlight[] byId = new InFlight[ID_SPACE];
+    private final List<InFlight> pending = new ArrayList<>();
+    private final Owner owner;
+    private final UpstreamMetrics metrics;
+    private final int maxInFlight;
+    private final EventLoop loop;
+
+    private Channel channel;
+    private ChannelHandlerContext ctx;
+    private int inFlight;
+    private int nextId = ThreadLocalRandom.current().nextInt(ID_SPACE);
+    private boolean ready;
+    private boolean closed;
+    private boolean sweepScheduled;
+
+    private DotConnection(EventLoop loop, Owner owner, UpstreamMetrics metrics, int maxInFlight) {
+        this.loop = loop;
+        this.owner = owner;
+        this.metrics = metrics;
+        this.maxInFlight = maxInFlight;
+    }
+
+    /** Starts connecting; queries may be sent at once and are written after the handshake. */
+    static DotConnection open(EventLoop loop, UpstreamAddress address, TlsClientContext tls,
+                              DotUpstream.Settings settings, UpstreamMetrics metrics, Owner owner) {
+        DotConnection connection = new DotConnection(loop, owner, metrics, settings.maxInFlight());
+        int timeoutMillis = (int) Math.min(Integer.MAX_VALUE, settings.connectTimeout().toMillis());
+        Bootstrap bootstrap = new Bootstrap()
+                .group(loop)
+                .channel(NioSocketChannel.class)
+                .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, timeoutMillis)
+                .option(ChannelOption.TCP_NODELAY, true)
+                .handler(new ChannelInitializer<SocketChannel>() {
+                    @Override
+                    protected void initChannel(SocketChannel ch) {
+                        SslHandler ssl = tls.newHandler(ch.alloc(), address);
+                        ssl.setHandshakeTimeoutMillis(timeoutMillis);
+                        ssl.handshakeFuture().addListener(connection::handshakeDone);
+                        ch.pipeline().addLast(
+                                ssl,
+                                new IdleStateHandler(0, 0, settings.idleTimeout().toMillis(), TimeUnit.MILLISECONDS),
+                                new LengthFieldBasedFrameDecoder(MAX_FRAME, 0, 2, 0, 2),
+                                // Queries written in one event-loop turn leave in one TLS record.
+                                new FlushConsolidationHandler(256, true),
+                                connection);
+                    }
+                });
+        ChannelFuture connect = bootstrap.connect(address.socketAddress());
+        connection.channel = connect.channel();
+        connect.addListener(f -> {
+            if (!f.isSuccess()) {
+                connection.shutdown(UpstreamMetrics.Error.CONNECT, f.cause());
+            }
+        });
+        return connection;
+    }
+
+    boolean isClosed() {
+        return closed;
+    }
+
+    /** Whether one more query may be sent now. */
+    boolean hasRoom() {
+        return !closed && inFlight < maxInFlight;
+    }
+
+    /** Sends a query; the caller has checked {@link #hasRoom()}. */
+    void send(InFlight query) {
+        int id = allocateId();
+        query.upstreamId = id;
+        query.sends++;
+        byId[id] = query;
+        inFlight++;
+        pending.add(query);
+        if (ready) {
+            write(query);
+            ctx.flush();
+        }
+        scheduleSweep();
+    }
+
+    private int allocateId() {
+        // Sequential from a random start: an ID comes back into use only after 65,535 others,
+        // which keeps late answers to timed-out queries from meeting a new query by chance.
+        for (int i = 0; i < ID_SPACE; i++) {
+            int id = (nextId + i) & (ID_SPACE - 1);
+            if (byId[id] == null) {
+                nextId = id + 1;
+                return id;
+            }
+        }
+        throw new IllegalStateException("no free message ID"); // excluded by maxInFlight < 65,536
+    }
+
+    private void write(InFlight query) {
+        query.wire.setShort(InFlight.ID_OFFSET, query.upstreamId);
+        query.sentAtNanos = System.nanoTime();
+        ctx.write(query.wire.retainedDuplicate(), ctx.voidPromise());
+    }
+
+    private void handshakeDone(Future<? super Channel> handshake) {
+        if (!handshake.isSuccess()) {
+            shutdown(UpstreamMetrics.Error.TLS, handshake.cause());
+            return;
+        }
+        if (closed) {
+            return;
+        }
+        ready = true;
+        metrics.handshake();
+        metrics.connectionOpened();
+        owner.connectionReady(this);
+        for (InFlight query : pending) {
+            if (!query.isDone()) {
+                write(query);
+            }
+        }
+        ctx.flush();
+    }
+
+    @Override
+    public void handlerAdded(ChannelHandlerContext ctx) {
+        this.ctx = ctx;
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        ByteBuf answer = (ByteBuf) msg;
+        int start = answer.readerIndex();
+        if (answer.readableBytes() < Header.LENGTH || !Header.isResponse(answer, start)) {
+            metrics.error(UpstreamMetrics.Error.MALFORMED);
+            answer.release();
+            return;
+        }
+        int id = Header.id(answer, start);
+        InFlight query = byId[id];
+        if (query == null) {
+            metrics.error(UpstreamMetrics.Error.LATE);
+            answer.release();
+            return;
+        }
+        if (!Message.sameQuestion(query.wire, InFlight.ID_OFFSET, query.wire.writerIndex(),
+                answer, start, answer.writerIndex())) {
+            // Not the answer to this query (RFC 5452 §9.1 asks for the question to match, too);
+            // the query keeps waiting for the right one until its deadline.
+            metrics.error(UpstreamMetrics.Error.MISMATCH);
+            answer.release();
+            return;
+        }
+        byId[id] = null;
+        inFlight--;
+        Header.setId(answer, start, query.clientId);
+        query.answer(answer, System.nanoTime());
+    }
+
+    @Override
+    public void userEventTriggered(ChannelHandlerContext ctx, Object event) {
+        if (event instanceof IdleStateEvent && inFlight == 0) {
+            ctx.close(); // idle: not a failure; the next query opens a new connection
+        }
+        ctx.fireUserEventTriggered(event);
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        LOG.debugf(cause, "DoT connection %s failed", ctx.channel().remoteAddress());
+        ctx.close();
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+        shutdown(ready ? UpstreamMetrics.Error.CLOSED : UpstreamMetrics.Error.TLS, null);
+    }
+
+    /** Closes the connection now; queries in flight go back to the owner. */
+    void closeQuietly() {
+        shutdown(UpstreamMetrics.Error.CLOSED, null);
+    }
+
+    /** Closes the connection and hands every unanswered query back to the owner, once. */
+    private void shutdown(UpstreamMetrics.Error failure, Throwable cause) {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        if (ready) {
+            metrics.connectionClosed();
+        }
+        List<InFlight> unanswered = new ArrayList<>(inFlight);
+        for (InFlight query : pending) {
+            if (!query.isDone() && byId[query.upstreamId] == query) {
+                byId[query.upstreamId] = null;
+                unanswered.add(query);
+            }
+        }
+        pending.clear();
+        inFlight = 0;
+        channel.close();
+        boolean orderly = ready && unanswered.isEmpty();
+        owner.connectionClosed(this, unanswered, ready, orderly ? null : failure, cause);
+    }
+
+    private void scheduleSweep() {
+        if (!sweepScheduled) {
+            sweepScheduled = true;
+            loop.schedule(this::sweep, SWEEP_INTERVAL_MILLIS, TimeUnit.MILLISECONDS);
+        }
+    }
+
+    /** Fails queries past their deadline and forgets answered ones. */
+    private void sweep() {
+        sweepScheduled = false;
+        if (closed) {
+            return;
+        }
+        long now = System.nanoTime();
+        int kept = 0;
+        for (int i = 0; i < pending.size(); i++) {
+            InFlight query = pending.get(i);
+            if (query.isDone()) {
+                continue;
+            }
+            if (now - query.deadlineNanos >= 0) {
+                byId[query.upstreamId] = null;
+                inFlight--;
+                query.fail(UpstreamFailure.TIMEOUT);
+                continue;
+            }
+            pending.set(kept++, query);
+        }
+        pending.subList(kept, pending.size()).clear();
+        if (!pending.isEmpty()) {
+            scheduleSweep();
+        }
+    }
+}

@@ -1,0 +1,50 @@
+package io.dotproxy.upstream;
+
+import io.netty.buffer.ByteBuf;
+
+/**
+ * One query on its way to a DoT upstream: its framed wire copy, who waits for it and until when.
+ * Lives on the upstream's event loop only.
+ */
+final class InFlight {
+    /** Offset of the message ID in {@link #wire}, after the 2-octet TCP length prefix. */
+    static final int ID_OFFSET = 2;
+
+    /** Length prefix and message, ready to write; the ID field is patched for each send. */
+    final ByteBuf wire;
+    final int clientId;
+    final long deadlineNanos;
+    private final QueryCallback callback;
+    private final UpstreamMetrics metrics;
+
+    int upstreamId;
+    int sends;
+    long sentAtNanos;
+    private boolean done;
+
+    InFlight(ByteBuf wire, int clientId, long deadlineNanos, QueryCallback callback, UpstreamMetrics metrics) {
+        this.wire = wire;
+        this.clientId = clientId;
+        this.deadlineNanos = deadlineNanos;
+        this.callback = callback;
+        this.metrics = metrics;
+    }
+
+    boolean isDone() {
+        return done;
+    }
+
+    void answer(ByteBuf answer, long nowNanos) {
+        done = true;
+        wire.release();
+        metrics.answered(nowNanos - sentAtNanos);
+        callback.onAnswer(answer);
+    }
+
+    void fail(UpstreamFailure failure) {
+        done = true;
+        wire.release();
+        metrics.failed(failure);
+        callback.onFailure(failure);
+    }
+}
