@@ -154,7 +154,9 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
         while (root.getCause() != null && root.getCause() != root) {
             root = root.getCause();
         }
-        return root == cause ? String.valueOf(cause.getMessage()) : cause.getMessage() + ": " + root.getMessage();
+        String outer = String.valueOf(cause.getMessage());
+        String inner = String.valueOf(root.getMessage());
+        return outer.contains(inner) ? outer : outer + ": " + inner;
     }
 
     @Override
