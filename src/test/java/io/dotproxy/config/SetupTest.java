@@ -1,0 +1,108 @@
+package io.dotproxy.config;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.dotproxy.upstream.UpstreamAddress;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/** The configuration checks, table-driven: what is accepted, and the one line for what is not. */
+class SetupTest {
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+        "1.1.1.1                                       | 1.1.1.1:853#1.1.1.1",
+        "1.1.1.1:853#cloudflare-dns.com                | 1.1.1.1:853#cloudflare-dns.com",
+        "9.9.9.9:8853                                  | 9.9.9.9:8853#9.9.9.9",
+        "' 127.0.0.1:8853#dns.test '                   | 127.0.0.1:8853#dns.test",
+        "[2606:4700:4700::1111]:853#cloudflare-dns.com | [2606:4700:4700::1111]:853#cloudflare-dns.com",
+        "[::1]                                         | [::1]:853#::1",
+        "2606:4700:4700::1111                          | [2606:4700:4700::1111]:853#2606:4700:4700::1111",
+        "localhost:8853                                | 127.0.0.1:8853#localhost",
+    })
+    void acceptedUpstreams(String spec, String normalized) {
+        List<UpstreamAddress> parsed = Setup.upstreams(List.of(spec), Optional.empty());
+        assertEquals(normalized, parsed.get(0).toString());
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', quoteCharacter = '"', value = {
+        "1.1.1.1:99999                | port '99999' is not a number from 1 to 65535",
+        "1.1.1.1:dot                  | port 'dot' is not a number",
+        "1.1.1.1:853#                 | TLS name '' is not a host name",
+        "1.1.1.1:853#bad name         | TLS name 'bad name'",
+        "[::1                         | '[' without ']'",
+        "[::1]853                     | expected ':port' after ']'",
+        "300.1.1.1                    | '300.1.1.1' is not an IP address or host name",
+        "no-such-host.invalid         | does not resolve",
+        "\"\"                         | is not an IP address or host name",
+    })
+    void rejectedUpstreamsNameTheSettingAndTheForm(String spec, String reason) {
+        ConfigError error = assertThrows(ConfigError.class, () -> Setup.upstreams(List.of(spec), Optional.empty()));
+        assertTrue(error.getMessage().startsWith("Invalid configuration: dotproxy.upstreams="), error.getMessage());
+        assertTrue(error.getMessage().contains(reason), error.getMessage());
+        assertTrue(error.getMessage().contains("expected address[:port][#tls-name]"), error.getMessage());
+        assertEquals(1, error.getMessage().lines().count(), "one line");
+        assertEquals(0, error.getStackTrace().length, "no stack trace for a user error");
+    }
+
+    @Test
+    void dotHostReplacesTheUpstreamList() {
+        List<UpstreamAddress> parsed = Setup.upstreams(
+                List.of("1.1.1.1:853#cloudflare-dns.com", "1.0.0.1:853#cloudflare-dns.com"),
+                Optional.of("9.9.9.9#dns.quad9.net"));
+        assertEquals(1, parsed.size());
+        assertEquals("9.9.9.9:853#dns.quad9.net", parsed.get(0).toString());
+    }
+
+    @Test
+    void badDotHostIsReportedUnderItsOwnName() {
+        ConfigError error = assertThrows(ConfigError.class,
+                () -> Setup.upstreams(List.of("1.1.1.1"), Optional.of("1.1.1.1:0")));
+        assertTrue(error.getMessage().startsWith("Invalid configuration: DoT_HOST=1.1.1.1:0"), error.getMessage());
+    }
+
+    @Test
+    void blankDotHostIsIgnored() {
+        assertEquals(2, Setup.upstreams(List.of("1.1.1.1", "1.0.0.1"), Optional.of(" ")).size());
+    }
+
+    @ParameterizedTest
+    @CsvSource({"::, ::", "0.0.0.0, 0.0.0.0", "127.0.0.1, 127.0.0.1", "[::1], ::1"})
+    void acceptedListenHosts(String host, String bound) {
+        assertEquals(bound, Setup.listenHost(host));
+    }
+
+    @Test
+    void listenHostMustBeAnAddress() {
+        ConfigError error = assertThrows(ConfigError.class, () -> Setup.listenHost("example.com"));
+        assertEquals("Invalid configuration: dotproxy.listen.host=example.com: expected an IP address of this machine,"
+                + " :: for every address or 0.0.0.0 for every IPv4 address", error.getMessage());
+    }
+
+    @Test
+    void numbersAndDurationsOutsideTheirRangeAreRejected() {
+        assertEquals("Invalid configuration: dotproxy.listen.port=70000: expected a whole number from 0 to 65535",
+                assertThrows(ConfigError.class, () -> Setup.range("dotproxy.listen.port", 70000, 0, 65535)).getMessage());
+        ConfigError timeout = assertThrows(ConfigError.class, () -> Setup.positive("dotproxy.timeout", Duration.ZERO,
+                Duration.ofMillis(10), Duration.ofSeconds(60)));
+        assertTrue(timeout.getMessage().startsWith("Invalid configuration: dotproxy.timeout=PT0S: expected a duration from 10ms to 60s"),
+                timeout.getMessage());
+        assertEquals(Duration.ofSeconds(2), Setup.positive("dotproxy.timeout", Duration.ofSeconds(2),
+                Duration.ofMillis(10), Duration.ofSeconds(60)));
+    }
+
+    @Test
+    void caFileMustBeReadable() {
+        ConfigError error = assertThrows(ConfigError.class, () -> Setup.caFile(Optional.of("/no/such/ca.pem")));
+        assertEquals("Invalid configuration: dotproxy.tls.ca-file=/no/such/ca.pem: expected a readable PEM file of CA certificates",
+                error.getMessage());
+        assertEquals(Optional.empty(), Setup.caFile(Optional.of("")));
+    }
+}
