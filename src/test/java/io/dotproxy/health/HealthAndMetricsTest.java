@@ -1,0 +1,75 @@
+package io.dotproxy.health;
+
+import static io.restassured.RestAssured.given;
+import static org.hamcrest.Matchers.containsString;
+import static org.hamcrest.Matchers.is;
+import static org.hamcrest.Matchers.not;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import io.dotproxy.config.Setup;
+import io.dotproxy.testing.DnsClient;
+import io.dotproxy.testing.FakeUpstreamResource;
+import io.quarkus.test.common.WithTestResource;
+import io.quarkus.test.junit.QuarkusTest;
+import jakarta.inject.Inject;
+import java.io.IOException;
+import org.junit.jupiter.api.Test;
+import org.xbill.DNS.Message;
+import org.xbill.DNS.Rcode;
+
+/** The wired application: health endpoints and the metric names users' dashboards depend on. */
+@QuarkusTest
+@WithTestResource(FakeUpstreamResource.class)
+class HealthAndMetricsTest {
+    @Inject
+    Setup setup;
+
+    private int dnsPort() {
+        return setup.server().orElseThrow().port();
+    }
+
+    @Test
+    void readyOnceBothListenersAreBoundAndSaysOnWhichPort() {
+        given().when().get("/q/health/ready")
+                .then().statusCode(200)
+                .body("status", is("UP"))
+                .body("checks.find { it.name == 'dns-listeners' }.data.port", is(dnsPort()));
+    }
+
+    @Test
+    void liveWhileTheListenersAreOpen() {
+        given().when().get("/q/health/live")
+                .then().statusCode(200)
+                .body("status", is("UP"))
+                .body("checks.find { it.name == 'dns-listeners' }.status", is("UP"));
+    }
+
+    @Test
+    void queriesAnsweredInTestModeAndCountedUnderPinnedNames() throws IOException {
+        Message udp = DnsClient.udp(dnsPort(), DnsClient.query("metrics-probe.example."));
+        Message tcp = DnsClient.tcp(dnsPort(), DnsClient.query("metrics-probe.example."));
+        assertEquals(Rcode.NOERROR, udp.getRcode());
+        assertEquals(Rcode.NOERROR, tcp.getRcode());
+        DnsClient.udpRaw(dnsPort(), new byte[] {1, 2, 3}, 200);
+
+        String upstream = "upstream=\"127.0.0.1:";
+        given().when().get("/q/metrics")
+                .then().statusCode(200)
+                .body(containsString("dotproxy_server_queries_total{proto=\"udp\"}"))
+                .body(containsString("dotproxy_server_queries_total{proto=\"tcp\"}"))
+                .body(containsString("dotproxy_server_responses_total{proto=\"udp\",rcode=\"NOERROR\"}"))
+                .body(containsString("dotproxy_server_responses_total{proto=\"tcp\",rcode=\"SERVFAIL\"}"))
+                .body(containsString("dotproxy_server_dropped_total{proto=\"udp\",result=\"short\"} 1.0"))
+                .body(containsString("dotproxy_server_errors_total{proto=\"udp\",result=\"upstream\"}"))
+                .body(containsString("dotproxy_server_truncated_total{proto=\"udp\"}"))
+                .body(containsString("dotproxy_server_connections{proto=\"tcp\"}"))
+                .body(containsString("dotproxy_upstream_rtt_seconds_bucket{" + upstream))
+                .body(containsString("dotproxy_upstream_rtt_seconds_count{" + upstream))
+                .body(containsString("dotproxy_upstream_requests_total{result=\"answered\"," + upstream))
+                .body(containsString("dotproxy_upstream_requests_total{result=\"timeout\"," + upstream))
+                .body(containsString("dotproxy_upstream_errors_total{result=\"tls\"," + upstream))
+                .body(containsString("dotproxy_upstream_handshakes_total{" + upstream))
+                .body(containsString("dotproxy_upstream_connections{" + upstream))
+                .body(not(containsString("metrics-probe")));
+    }
+}

@@ -1,0 +1,156 @@
+package io.dotproxy.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.dotproxy.testing.TestCa;
+import java.io.IOException;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * End to end with real software: the packaged proxy in front of Debian's unbound as a DoT
+ * resolver (test CA, loopback), queried by {@code dig} over UDP and TCP.
+ */
+class DigAgainstUnboundIT {
+    private static Path dir;
+    private static TestCa ca;
+    private static Path caFile;
+    private static UnboundServer unbound;
+    private static ProxyProcess proxy;
+    private static int dnsPort;
+
+    @BeforeAll
+    static void start() throws Exception {
+        dir = Files.createTempDirectory("dot-proxy-it");
+        ca = TestCa.create();
+        caFile = ca.writePem(dir.resolve("ca.pem"));
+        unbound = UnboundServer.start(ca, dir, freePort());
+        dnsPort = freePort();
+        int httpPort = freePort();
+        proxy = ProxyProcess.start(dir, proxyProperties(dnsPort, httpPort,
+                "127.0.0.1:" + unbound.port() + "#" + UnboundServer.TLS_NAME), Map.of());
+        proxy.awaitReady(httpPort);
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        if (proxy != null) {
+            proxy.close();
+        }
+        if (unbound != null) {
+            unbound.close();
+        }
+    }
+
+    private static Map<String, String> proxyProperties(int dns, int http, String upstreams) {
+        return Map.of(
+                "dotproxy.listen.host", "127.0.0.1",
+                "dotproxy.listen.port", String.valueOf(dns),
+                "dotproxy.upstreams", upstreams,
+                "dotproxy.tls.ca-file", caFile.toString(),
+                "quarkus.http.port", String.valueOf(http),
+                "quarkus.http.host", "127.0.0.1");
+    }
+
+    /** A port free for both TCP and UDP on loopback, at the time of asking. */
+    static int freePort() throws IOException {
+        for (int i = 0; i < 20; i++) {
+            try (ServerSocket tcp = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+                int port = tcp.getLocalPort();
+                try (DatagramSocket udp = new DatagramSocket(new InetSocketAddress(InetAddress.getLoopbackAddress(), port))) {
+                    return port;
+                } catch (IOException takenForUdp) {
+                    // try another
+                }
+            }
+        }
+        throw new IOException("no free port");
+    }
+
+    /** Runs dig against the proxy and returns what it printed. */
+    static String dig(int port, String... arguments) throws IOException, InterruptedException {
+        List<String> command = new ArrayList<>(List.of("dig", "@127.0.0.1", "-p", String.valueOf(port),
+                "+time=3", "+tries=1"));
+        command.addAll(List.of(arguments));
+        Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
+        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(process.waitFor(20, java.util.concurrent.TimeUnit.SECONDS), "dig finished");
+        return output;
+    }
+
+    @Test
+    void answersOverUdp() throws Exception {
+        String out = dig(dnsPort, "a.test", "A");
+        assertTrue(out.contains("status: NOERROR"), out);
+        assertTrue(out.contains("a.test.\t\t\t300\tIN\tA\t192.0.2.1") || out.matches("(?s).*a\\.test\\.\\s+\\d+\\s+IN\\s+A\\s+192\\.0\\.2\\.1.*"), out);
+        assertTrue(out.contains("(UDP)"), out);
+    }
+
+    @Test
+    void answersOverTcp() throws Exception {
+        String out = dig(dnsPort, "+tcp", "a.test", "AAAA");
+        assertTrue(out.contains("status: NOERROR"), out);
+        assertTrue(out.matches("(?s).*a\\.test\\.\\s+\\d+\\s+IN\\s+AAAA\\s+2001:db8::1.*"), out);
+        assertTrue(out.contains("(TCP)"), out);
+    }
+
+    @Test
+    void nameOutsideTheZonePassesTheResolversAnswerThrough() throws Exception {
+        String out = dig(dnsPort, "nope.test", "A");
+        assertTrue(out.contains("status: NXDOMAIN"), out);
+    }
+
+    @Test
+    void largeAnswerIsTruncatedOverUdpAndDigRetriesOverTcp() throws Exception {
+        String udpOnly = dig(dnsPort, "+ignore", "+noedns", "big.test", "TXT");
+        assertTrue(udpOnly.matches("(?s).*flags: qr[a-z ]* tc[a-z ]*;.*"), udpOnly);
+        assertTrue(udpOnly.contains("ANSWER: 0"), udpOnly);
+
+        String retried = dig(dnsPort, "big.test", "TXT");
+        assertTrue(retried.contains("Truncated, retrying in TCP mode"), retried);
+        assertTrue(retried.contains("ANSWER: " + UnboundServer.BIG_RECORDS + ","), retried);
+        assertTrue(retried.contains("(TCP)"), retried);
+        assertFalse(retried.matches("(?s).*flags: qr[a-z ]* tc.*"), retried);
+    }
+
+    @Test
+    void dotHostEnvironmentVariableReplacesTheUpstreamList() throws Exception {
+        int dns = freePort();
+        int http = freePort();
+        Map<String, String> env = Map.of("DoT_HOST", "127.0.0.1:" + unbound.port() + "#" + UnboundServer.TLS_NAME);
+        // The configured list points at a port where nothing listens: only DoT_HOST can answer.
+        try (ProxyProcess seeded = ProxyProcess.start(dir, proxyProperties(dns, http, "127.0.0.1:1#nowhere.test"), env)) {
+            seeded.awaitReady(http);
+            String out = dig(dns, "a.test", "A");
+            assertTrue(out.contains("status: NOERROR"), out + seeded.output());
+            assertTrue(seeded.output().contains("127.0.0.1:" + unbound.port() + "#dns.test"), seeded.output());
+        }
+    }
+
+    @Test
+    void badSettingStopsStartUpWithOneLineNamingIt() throws Exception {
+        Map<String, String> properties = proxyProperties(freePort(), freePort(), "1.1.1.1:99999");
+        try (ProxyProcess bad = ProxyProcess.start(dir, properties, Map.of())) {
+            assertEquals(1, bad.awaitExit(Duration.ofSeconds(30)));
+            List<String> errors = bad.output().lines().filter(line -> line.contains("ERROR")).toList();
+            assertEquals(1, errors.size(), bad.output());
+            assertTrue(errors.get(0).contains("dotproxy.upstreams=1.1.1.1:99999"), errors.get(0));
+            assertTrue(errors.get(0).contains("from 1 to 65535"), errors.get(0));
+            assertFalse(bad.output().contains("\tat "), "no stack trace: " + bad.output());
+        }
+    }
+}

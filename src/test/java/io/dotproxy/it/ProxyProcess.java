@@ -1,0 +1,86 @@
+package io.dotproxy.it;
+
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/** The packaged proxy ({@code target/quarkus-app/quarkus-run.jar}) run as its own process. */
+final class ProxyProcess implements AutoCloseable {
+    static final Path JAR = Path.of("target", "quarkus-app", "quarkus-run.jar");
+
+    private final Process process;
+    private final Path log;
+
+    private ProxyProcess(Process process, Path log) {
+        this.process = process;
+        this.log = log;
+    }
+
+    /** Starts the jar with {@code -D} properties and extra environment variables. */
+    static ProxyProcess start(Path dir, Map<String, String> properties, Map<String, String> environment)
+            throws IOException {
+        if (!Files.isRegularFile(JAR)) {
+            throw new IOException(JAR + " is missing: run the package phase first (./mvnw verify)");
+        }
+        List<String> command = new ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        properties.forEach((key, value) -> command.add("-D" + key + "=" + value));
+        command.add("-jar");
+        command.add(JAR.toString());
+        Path log = Files.createTempFile(dir, "proxy", ".log");
+        ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
+        builder.environment().putAll(environment);
+        return new ProxyProcess(builder.start(), log);
+    }
+
+    /** Waits until {@code /q/health/ready} answers 200. */
+    void awaitReady(int httpPort) throws IOException, InterruptedException {
+        HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(1)).build();
+        HttpRequest ready = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + httpPort + "/q/health/ready"))
+                .timeout(Duration.ofSeconds(2)).build();
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (System.nanoTime() < deadline) {
+            if (!process.isAlive()) {
+                throw new IOException("proxy exited with " + process.exitValue() + ": " + output());
+            }
+            try {
+                if (client.send(ready, HttpResponse.BodyHandlers.discarding()).statusCode() == 200) {
+                    return;
+                }
+            } catch (IOException notYet) {
+                // not listening yet
+            }
+            Thread.sleep(100);
+        }
+        throw new IOException("proxy not ready in time: " + output());
+    }
+
+    /** Waits for the process to end on its own; its exit code. */
+    int awaitExit(Duration limit) throws InterruptedException, IOException {
+        if (!process.waitFor(limit.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS)) {
+            throw new IOException("proxy still running after " + limit + ": " + output());
+        }
+        return process.exitValue();
+    }
+
+    String output() throws IOException {
+        return Files.readString(log);
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        process.destroy();
+        process.waitFor(10, java.util.concurrent.TimeUnit.SECONDS);
+        if (process.isAlive()) {
+            process.destroyForcibly();
+        }
+    }
+}
