@@ -25,6 +25,38 @@ public interface ProxyConfig {
     @WithDefault("2s")
     Duration timeout();
 
+    /** How the next upstream is picked among healthy ones: fastest, failover, round-robin or random. */
+    @WithDefault("fastest")
+    String policy();
+
+    /**
+     * Plain DNS servers ({@code address[:port]}, port 53) used only while every DoT upstream is
+     * down. Unset: strict profile (RFC 8310), no clear-text DNS ever.
+     */
+    Optional<List<String>> fallback();
+
+    /** Upstream answers that make a query try the next upstream: servfail, refused, or none. */
+    @WithDefault("servfail,refused")
+    List<String> retryOn();
+
+    /** With every upstream down (and no fallback): try the least recently failed one, or servfail at once. */
+    @WithDefault("try")
+    String allDown();
+
+    /** Hedged second attempts. */
+    Hedge hedge();
+
+    /** Hedging: a second attempt to another upstream when the first is slower than usual. */
+    interface Hedge {
+        /** No hedge sooner than this; otherwise after the upstream's p95. 0 turns hedging off. */
+        @WithDefault("100ms")
+        Duration minDelay();
+
+        /** At most this share of queries is hedged (0 to 1). */
+        @WithDefault("0.05")
+        double maxShare();
+    }
+
     /** Where clients reach the proxy. */
     Listen listen();
 
@@ -81,8 +113,30 @@ public interface ProxyConfig {
         @WithDefault("30s")
         Duration idleTimeout();
 
-        /** Queries in flight on one upstream connection at most; more fail over or get SERVFAIL. */
-        @WithDefault("1000")
+        /** TLS connections per upstream at most. */
+        @WithDefault("2")
+        int poolSize();
+
+        /** Queries in flight on one upstream connection at most; more go to another connection or upstream. */
+        @WithDefault("100")
         int maxInFlight();
+
+        /** Bound on one attempt when another upstream could still be tried. */
+        @WithDefault("1s")
+        Duration attemptTimeout();
+
+        /** New TLS connections per second per upstream, sustained (the handshake budget). */
+        @WithDefault("1")
+        double handshakesPerSecond();
+
+        /** New TLS connections per upstream allowed at once before that rate applies. */
+        @WithDefault("4")
+        int handshakeBurst();
+
+        /**
+         * SPKI pins (RFC 7858 §4.2) as {@code tls-name=base64-sha256}, comma-separated; list a name
+         * twice for a backup pin. An upstream whose TLS name has pins must present a matching key.
+         */
+        Optional<List<String>> spkiPins();
     }
 }

@@ -4,11 +4,23 @@ import io.dotproxy.server.ProxyServer;
 import io.dotproxy.server.QueryPipeline;
 import io.dotproxy.server.ServerMetrics;
 import io.dotproxy.upstream.DotUpstream;
+import io.dotproxy.upstream.GroupMetrics;
+import io.dotproxy.upstream.Member;
+import io.dotproxy.upstream.PlainUpstream;
+import io.dotproxy.upstream.Policy;
+import io.dotproxy.upstream.SpkiPins;
 import io.dotproxy.upstream.TlsClientContext;
-import io.dotproxy.upstream.Upstream;
 import io.dotproxy.upstream.UpstreamAddress;
+import io.dotproxy.upstream.UpstreamHealth;
 import io.dotproxy.upstream.UpstreamMetrics;
 import io.dotproxy.upstream.Upstreams;
+import io.netty.channel.EventLoop;
+import java.net.InetSocketAddress;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.channel.EventLoopGroup;
 import io.netty.util.NetUtil;
@@ -39,6 +51,7 @@ import org.jboss.logging.Logger;
 public class Setup {
     private static final Logger LOG = Logger.getLogger(Setup.class);
     static final int DOT_PORT = 853;
+    static final int PLAIN_PORT = 53;
     private static final String UPSTREAM_FORM =
             "expected address[:port][#tls-name], e.g. 1.1.1.1:853#cloudflare-dns.com or [2606:4700:4700::1111]:853#cloudflare-dns.com";
 
@@ -56,7 +69,7 @@ public class Setup {
     MeterRegistry registry;
 
     private volatile ProxyServer server;
-    private Upstream upstreams;
+    private volatile Upstreams upstreams;
 
     void start(@Observes StartupEvent event) {
         try {
@@ -70,14 +83,29 @@ public class Setup {
     private void startProxy() {
         List<UpstreamAddress> addresses = upstreams(config.upstreams(), dotHost);
         Duration timeout = positive("dotproxy.timeout", config.timeout(), Duration.ofMillis(10), Duration.ofSeconds(60));
+        Policy policy = policy(config.policy());
+        List<InetSocketAddress> fallback = fallback(config.fallback().orElse(List.of()));
+        Set<String> retryOn = retryOn(config.retryOn());
+        boolean tryWhenAllDown = oneOf("dotproxy.all-down", config.allDown(), List.of("try", "servfail")).equals("try");
+        Duration hedgeDelay = positive("dotproxy.hedge.min-delay", config.hedge().minDelay(), Duration.ZERO, Duration.ofSeconds(60));
+        double hedgeShare = share("dotproxy.hedge.max-share", config.hedge().maxShare());
         int port = range("dotproxy.listen.port", config.listen().port(), 0, 65535);
         String host = listenHost(config.listen().host());
         Optional<Path> caFile = caFile(config.tls().caFile());
         int maxPayload = range("dotproxy.udp.max-payload", config.udp().maxPayload(), 512, 65535);
         int maxConnections = range("dotproxy.tcp.max-connections", config.tcp().maxConnections(), 1, 1_000_000);
         Duration tcpIdle = positive("dotproxy.tcp.idle-timeout", config.tcp().idleTimeout(), Duration.ofMillis(100), Duration.ofHours(1));
-        Duration upstreamIdle = positive("dotproxy.upstream.idle-timeout", config.upstream().idleTimeout(), Duration.ofMillis(100), Duration.ofHours(1));
-        int maxInFlight = range("dotproxy.upstream.max-in-flight", config.upstream().maxInFlight(), 1, 65535);
+        ProxyConfig.Upstream tuning = config.upstream();
+        Duration upstreamIdle = positive("dotproxy.upstream.idle-timeout", tuning.idleTimeout(), Duration.ofMillis(100), Duration.ofHours(1));
+        int poolSize = range("dotproxy.upstream.pool-size", tuning.poolSize(), 1, 64);
+        int maxInFlight = range("dotproxy.upstream.max-in-flight", tuning.maxInFlight(), 1, 65535);
+        Duration attemptTimeout = positive("dotproxy.upstream.attempt-timeout", tuning.attemptTimeout(), Duration.ofMillis(10), Duration.ofSeconds(60));
+        double handshakeRate = tuning.handshakesPerSecond();
+        if (!(handshakeRate > 0 && handshakeRate <= 1000)) {
+            throw new ConfigError("dotproxy.upstream.handshakes-per-second", handshakeRate, "expected a number above 0 and at most 1000");
+        }
+        int handshakeBurst = range("dotproxy.upstream.handshake-burst", tuning.handshakeBurst(), 1, 1000);
+        Map<String, Set<String>> pins = spkiPins(tuning.spkiPins().orElse(List.of()));
 
         TlsClientContext tls;
         try {
@@ -86,21 +114,42 @@ public class Setup {
             throw new ConfigError("dotproxy.tls.ca-file", caFile.map(Path::toString).orElse(""), e.getMessage());
         }
         EventLoopGroup loops = vertx.nettyEventLoopGroup();
-        DotUpstream.Settings upstreamSettings = new DotUpstream.Settings(
-                timeout, upstreamIdle, maxInFlight, Duration.ofSeconds(1));
-        List<Upstream> members = new ArrayList<>();
+        GroupMetrics groupMetrics = new GroupMetrics(registry);
+        Duration firstBackOff = Duration.ofSeconds(1);
+        Duration maxBackOff = Duration.ofMinutes(5);
+        List<Member> members = new ArrayList<>();
         for (UpstreamAddress address : addresses) {
-            members.add(new DotUpstream(address, tls, loops.next(),
-                    upstreamSettings, new UpstreamMetrics(registry, address.toString())));
+            // Connect and handshake are bounded by one attempt, so a blackholed upstream fails over in time.
+            DotUpstream.Settings settings = new DotUpstream.Settings(attemptTimeout, upstreamIdle, maxInFlight, poolSize,
+                    handshakeRate, handshakeBurst, pins.getOrDefault(address.tlsName().toLowerCase(Locale.ROOT), Set.of()));
+            UpstreamMetrics metrics = new UpstreamMetrics(registry, address.toString());
+            EventLoop loop = loops.next();
+            members.add(new Member(new DotUpstream(address, tls, loop, settings, metrics),
+                    new UpstreamHealth(address.toString(), loop, firstBackOff, maxBackOff, metrics), attemptTimeout));
         }
-        upstreams = new Upstreams(members);
+        Upstreams plain = null;
+        if (!fallback.isEmpty()) {
+            List<Member> plainMembers = new ArrayList<>();
+            for (InetSocketAddress server : fallback) {
+                EventLoop loop = loops.next();
+                UpstreamMetrics metrics = new UpstreamMetrics(registry, NetUtil.toSocketAddressString(server) + "#plain");
+                PlainUpstream upstream = new PlainUpstream(server, loop, metrics);
+                plainMembers.add(new Member(upstream, new UpstreamHealth(upstream.name(), loop, firstBackOff, maxBackOff, metrics), attemptTimeout));
+            }
+            plain = new Upstreams(plainMembers, new Policy.Failover(),
+                    new Upstreams.Settings(attemptTimeout, false, false, Duration.ZERO, 0, true), null, loops.next(), groupMetrics);
+            LOG.warnf("Plain DNS fallback configured (%s): used only while every DoT upstream is down", fallback);
+        }
+        upstreams = new Upstreams(members, policy, new Upstreams.Settings(attemptTimeout,
+                retryOn.contains("servfail"), retryOn.contains("refused"), hedgeDelay, hedgeShare, tryWhenAllDown),
+                plain, loops.next(), groupMetrics);
         ServerMetrics serverMetrics = new ServerMetrics(registry);
         QueryPipeline pipeline = new QueryPipeline(upstreams, timeout, maxPayload, serverMetrics);
         ProxyServer proxy = new ProxyServer(new ProxyServer.Settings(host, port, tcpIdle, maxConnections),
                 pipeline, serverMetrics, loops);
         proxy.start();
         server = proxy;
-        LOG.infof("Forwarding over DNS-over-TLS to %s", addresses);
+        LOG.infof("Forwarding over DNS-over-TLS to %s (policy %s)", addresses, config.policy());
     }
 
     void stop(@Observes ShutdownEvent event) {
@@ -110,6 +159,11 @@ public class Setup {
         if (upstreams != null) {
             upstreams.close();
         }
+    }
+
+    /** The upstream group, once started. */
+    public Optional<Upstreams> upstreams() {
+        return Optional.ofNullable(upstreams);
     }
 
     /** The running proxy, once start-up has bound its listeners. */
@@ -136,6 +190,79 @@ public class Setup {
             }
         }
         return addresses;
+    }
+
+    static Policy policy(String name) {
+        try {
+            return Policy.named(name);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigError("dotproxy.policy", name, "expected one of " + String.join(", ", Policy.NAMES));
+        }
+    }
+
+    static List<InetSocketAddress> fallback(List<String> specs) {
+        List<InetSocketAddress> servers = new ArrayList<>();
+        for (String spec : specs) {
+            if (spec.isBlank()) {
+                continue;
+            }
+            String allowed = "expected address[:port] of a plain DNS server (port 53 by default), e.g. 9.9.9.9 or [2620:fe::fe]:53";
+            if (spec.contains("#")) {
+                throw new ConfigError("dotproxy.fallback", spec, "a fallback is plain DNS and has no TLS name; " + allowed);
+            }
+            UpstreamAddress address;
+            try {
+                address = UpstreamAddress.parse(spec, PLAIN_PORT);
+            } catch (IllegalArgumentException e) {
+                throw new ConfigError("dotproxy.fallback", spec, e.getMessage() + "; " + allowed);
+            }
+            if (address.port() == DOT_PORT) {
+                // RFC 7858 §3.1: port 853 is for DNS over TLS; never send clear text to it.
+                throw new ConfigError("dotproxy.fallback", spec, "port 853 is reserved for DNS over TLS and gets no clear text; " + allowed);
+            }
+            servers.add(address.socketAddress());
+        }
+        return servers;
+    }
+
+    static Set<String> retryOn(List<String> values) {
+        Set<String> kinds = new HashSet<>();
+        for (String value : values) {
+            kinds.add(oneOf("dotproxy.retry-on", value.strip().toLowerCase(Locale.ROOT), List.of("servfail", "refused", "none")));
+        }
+        if (kinds.contains("none") && kinds.size() > 1) {
+            throw new ConfigError("dotproxy.retry-on", String.join(",", values), "none cannot be combined with other values");
+        }
+        return kinds;
+    }
+
+    static Map<String, Set<String>> spkiPins(List<String> entries) {
+        Map<String, Set<String>> pins = new HashMap<>();
+        for (String entry : entries) {
+            int equals = entry.indexOf('=');
+            String name = equals > 0 ? entry.substring(0, equals).strip().toLowerCase(Locale.ROOT) : "";
+            String pin = equals > 0 ? entry.substring(equals + 1).strip() : "";
+            if (name.isEmpty() || !SpkiPins.isWellFormed(pin)) {
+                throw new ConfigError("dotproxy.upstream.spki-pins", entry,
+                        "expected tls-name=base64 of a SHA-256 digest (44 characters), e.g. dns.example=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+            }
+            pins.computeIfAbsent(name, n -> new HashSet<>()).add(pin);
+        }
+        return pins;
+    }
+
+    static String oneOf(String setting, String value, List<String> allowed) {
+        if (!allowed.contains(value)) {
+            throw new ConfigError(setting, value, "expected one of " + String.join(", ", allowed));
+        }
+        return value;
+    }
+
+    static double share(String setting, double value) {
+        if (!(value >= 0 && value <= 1)) {
+            throw new ConfigError(setting, value, "expected a share from 0 to 1, such as 0.05");
+        }
+        return value;
     }
 
     static String listenHost(String host) {

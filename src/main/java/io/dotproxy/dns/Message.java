@@ -24,11 +24,12 @@ public final class Message {
     private final int qtype;
     private final int qclass;
     private final int optStart;
+    private final int optEnd;
     private final int optPayloadSize;
     private final long optTtl;
 
     private Message(int start, int end, int flags, int questionCount, int questionEnd, int qtype,
-                    int qclass, int optStart, int optPayloadSize, long optTtl) {
+                    int qclass, int optStart, int optEnd, int optPayloadSize, long optTtl) {
         this.start = start;
         this.end = end;
         this.flags = flags;
@@ -37,6 +38,7 @@ public final class Message {
         this.qtype = qtype;
         this.qclass = qclass;
         this.optStart = optStart;
+        this.optEnd = optEnd;
         this.optPayloadSize = optPayloadSize;
         this.optTtl = optTtl;
     }
@@ -77,6 +79,7 @@ public final class Message {
             pos = skipRecord(buf, start, pos, end);
         }
         int optStart = -1;
+        int optEnd = -1;
         int optPayload = 0;
         long optTtl = 0;
         for (int i = 0; i < additional; i++) {
@@ -91,6 +94,7 @@ public final class Message {
                     throw new WireFormatException("OPT record owner is not the root");
                 }
                 optStart = recordStart;
+                optEnd = pos;
                 optPayload = buf.getUnsignedShort(nameEnd + 2);
                 optTtl = buf.getUnsignedInt(nameEnd + 4);
             }
@@ -99,7 +103,7 @@ public final class Message {
             throw new WireFormatException((end - pos) + " octets after the last record");
         }
         return new Message(start, end, Header.flags(buf, start), qd, questionEnd, qtype, qclass,
-                optStart, optPayload, optTtl);
+                optStart, optEnd, optPayload, optTtl);
     }
 
     private static int skipRecord(ByteBuf buf, int start, int pos, int end) throws WireFormatException {
@@ -172,6 +176,11 @@ public final class Message {
     /** Index of the OPT record's owner name, or -1 without EDNS. */
     public int optStart() {
         return optStart;
+    }
+
+    /** Index just past the OPT record's data, or -1 without EDNS. */
+    public int optEnd() {
+        return optEnd;
     }
 
     /** The EDNS version the sender speaks (RFC 6891 §6.1.3); meaningful only with an OPT record. */

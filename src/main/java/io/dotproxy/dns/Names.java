@@ -5,9 +5,10 @@ import io.netty.buffer.ByteBuf;
 /**
  * Domain names in wire form (RFC 1035 §3.1, §4.1.4), checked defensively.
  *
- * <p>A compression pointer must point strictly backwards, past the header, and inside the message.
- * That rule alone makes pointer loops impossible: every hop lands at a lower index. Names longer
- * than 255 octets and the reserved label types (0b01, 0b10) are rejected.
+ * <p>A compression pointer must point strictly backwards, past the header, and inside the message,
+ * so a chain of pointers always ends. A name can still loop through its own labels (a label, then
+ * a pointer back to it): the 255-octet limit on a name's length is what stops that. The reserved
+ * label types (0b01, 0b10) are rejected.
  */
 public final class Names {
     /** Longest name in wire form, root label included (RFC 1035 §2.3.4). */

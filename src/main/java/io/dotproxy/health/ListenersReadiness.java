@@ -2,6 +2,7 @@ package io.dotproxy.health;
 
 import io.dotproxy.config.Setup;
 import io.dotproxy.server.ProxyServer;
+import io.dotproxy.upstream.Member;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
 import java.util.Optional;
@@ -12,8 +13,9 @@ import org.eclipse.microprofile.health.Readiness;
 
 /**
  * Ready once the configuration is loaded and both listeners are bound, until shutdown begins.
- * Upstream reachability is deliberately not part of readiness: an upstream outage seen by every
- * replica would empty the Service, and clients would get timeouts instead of SERVFAIL.
+ * Each upstream's state is shown as data, but upstream reachability deliberately does not change
+ * readiness: an upstream outage is seen by every replica at once, and failing readiness would
+ * empty the Service, turning quick SERVFAIL answers into client timeouts.
  */
 @Readiness
 @ApplicationScoped
@@ -25,6 +27,11 @@ public class ListenersReadiness implements HealthCheck {
     public HealthCheckResponse call() {
         Optional<ProxyServer> server = setup.server();
         HealthCheckResponseBuilder response = HealthCheckResponse.named("dns-listeners");
+        setup.upstreams().ifPresent(group -> {
+            for (Member member : group.members()) {
+                response.withData("upstream " + member.name(), member.health().state().name());
+            }
+        });
         if (server.isPresent() && server.get().isServing()) {
             return response.up().withData("port", server.get().port()).build();
         }

@@ -49,6 +49,11 @@ public final class QueryPipeline {
             drop(query, exchange, ServerMetrics.Drop.RESPONSE);
             return;
         }
+        // Keep an exact-size copy for the query's lifetime and free the receive buffer now: a UDP
+        // read buffer is 4 KiB and a TCP frame is a slice that pins a whole read buffer.
+        ByteBuf received = query;
+        query = exchange.alloc().directBuffer(received.readableBytes()).writeBytes(received);
+        received.release();
         Message parsed;
         try {
             parsed = Message.parse(query);

@@ -11,6 +11,7 @@ import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
@@ -32,7 +33,10 @@ import org.jboss.logging.Logger;
  */
 public final class TcpListener {
     private static final Logger LOG = Logger.getLogger(TcpListener.class);
-    private static final int MAX_FRAME = 65535;
+    /** Largest frame: a 65,535-octet message plus its 2-octet length (Netty counts both). */
+    private static final int MAX_FRAME = 65535 + 2;
+    /** Answers queued for a client that does not read them: above this, reading pauses. */
+    private static final WriteBufferWaterMark WRITE_LIMITS = new WriteBufferWaterMark(32 * 1024, 64 * 1024);
     /** Queries outstanding per connection before reading pauses. */
     static final int MAX_PIPELINED = 100;
 
@@ -61,6 +65,7 @@ public final class TcpListener {
                 .option(ChannelOption.SO_REUSEADDR, true)
                 .childOption(ChannelOption.TCP_NODELAY, true)
                 .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
+                .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, WRITE_LIMITS)
                 .childHandler(new ChannelInitializer<SocketChannel>() {
                     @Override
                     protected void initChannel(SocketChannel ch) {
@@ -96,10 +101,23 @@ public final class TcpListener {
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
             outstanding++;
-            if (outstanding >= MAX_PIPELINED) {
+            if (outstanding >= MAX_PIPELINED || !ctx.channel().isWritable()) {
                 ctx.channel().config().setAutoRead(false);
             }
             pipeline.handle((ByteBuf) msg, new TcpExchange(this));
+        }
+
+        @Override
+        public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+            resumeReadingIfDrained();
+            ctx.fireChannelWritabilityChanged();
+        }
+
+        /** Reads again once both the queries outstanding and the answers queued are below their limits. */
+        private void resumeReadingIfDrained() {
+            if (outstanding < MAX_PIPELINED && ctx.channel().isWritable() && !ctx.channel().config().isAutoRead()) {
+                ctx.channel().config().setAutoRead(true);
+            }
         }
 
         /** Called for every query, answered or not, on any thread. */
@@ -113,15 +131,15 @@ public final class TcpListener {
 
         private void finish(ByteBuf answer) {
             outstanding--;
-            if (answer != null) {
+            boolean lastBeforeClose = inputClosed && outstanding == 0;
+            if (answer != null && lastBeforeClose) {
+                ctx.writeAndFlush(answer).addListener(ChannelFutureListener.CLOSE);
+            } else if (answer != null) {
                 ctx.writeAndFlush(answer, ctx.voidPromise());
+            } else if (lastBeforeClose) {
+                ctx.close();
             }
-            if (outstanding < MAX_PIPELINED && !ctx.channel().config().isAutoRead()) {
-                ctx.channel().config().setAutoRead(true);
-            }
-            if (inputClosed && outstanding == 0) {
-                ctx.writeAndFlush(io.netty.buffer.Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
-            }
+            resumeReadingIfDrained();
         }
 
         @Override

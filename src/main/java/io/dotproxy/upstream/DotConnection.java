@@ -19,10 +19,14 @@ import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.timeout.IdleStateEvent;
 import io.netty.handler.timeout.IdleStateHandler;
 import io.netty.util.concurrent.Future;
+import java.security.cert.Certificate;
+import java.security.cert.X509Certificate;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLPeerUnverifiedException;
+import javax.net.ssl.SSLSession;
 import org.jboss.logging.Logger;
 
 /**
@@ -54,7 +58,8 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
     private static final Logger LOG = Logger.getLogger(DotConnection.class);
     private static final int ID_SPACE = 1 << 16;
     private static final long SWEEP_INTERVAL_MILLIS = 25;
-    private static final int MAX_FRAME = 65535;
+    /** Largest frame: a 65,535-octet message plus its 2-octet length (Netty counts both). */
+    private static final int MAX_FRAME = 65535 + 2;
 
     private final InFlight[] byId = new InFlight[ID_SPACE];
     private final List<InFlight> pending = new ArrayList<>();
@@ -65,6 +70,9 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
 
     private Channel channel;
     private ChannelHandlerContext ctx;
+    private SslHandler ssl;
+    private java.util.Set<String> spkiPins = java.util.Set.of();
+    private final long openedAtMillis = System.currentTimeMillis();
     private int inFlight;
     private int nextId = ThreadLocalRandom.current().nextInt(ID_SPACE);
     private boolean ready;
@@ -82,6 +90,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
     static DotConnection open(EventLoop loop, UpstreamAddress address, TlsClientContext tls,
                               DotUpstream.Settings settings, UpstreamMetrics metrics, Owner owner) {
         DotConnection connection = new DotConnection(loop, owner, metrics, settings.maxInFlight());
+        connection.spkiPins = settings.spkiPins();
         int timeoutMillis = (int) Math.min(Integer.MAX_VALUE, settings.connectTimeout().toMillis());
         Bootstrap bootstrap = new Bootstrap()
                 .group(loop)
@@ -93,6 +102,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
                     protected void initChannel(SocketChannel ch) {
                         SslHandler ssl = tls.newHandler(ch.alloc(), address);
                         ssl.setHandshakeTimeoutMillis(timeoutMillis);
+                        connection.ssl = ssl;
                         ssl.handshakeFuture().addListener(connection::handshakeDone);
                         ch.pipeline().addLast(
                                 ssl,
@@ -115,6 +125,15 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
 
     boolean isClosed() {
         return closed;
+    }
+
+    /** The handshake completed and queries are written as they come. */
+    boolean isReady() {
+        return ready && !closed;
+    }
+
+    int inFlight() {
+        return inFlight;
     }
 
     /** Whether one more query may be sent now. */
@@ -164,8 +183,26 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         if (closed) {
             return;
         }
+        SSLSession session = ssl.engine().getSession();
+        try {
+            Certificate[] chain = session.getPeerCertificates();
+            if (!SpkiPins.matches(spkiPins, chain)) {
+                shutdown(UpstreamMetrics.Error.TLS, new SSLPeerUnverifiedException(
+                        "no certificate in the chain matches the configured SPKI pins"));
+                return;
+            }
+            if (chain.length > 0 && chain[0] instanceof X509Certificate leaf) {
+                metrics.certificateExpires(leaf.getNotAfter().toInstant());
+            }
+        } catch (SSLPeerUnverifiedException e) {
+            shutdown(UpstreamMetrics.Error.TLS, e);
+            return;
+        }
         ready = true;
         metrics.handshake();
+        if (session.getCreationTime() < openedAtMillis) {
+            metrics.resumedHandshake(); // the session predates this connection: it was resumed
+        }
         metrics.connectionOpened();
         owner.connectionReady(this);
         for (InFlight query : pending) {
@@ -197,7 +234,9 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
             answer.release();
             return;
         }
-        if (!Message.sameQuestion(query.wire, InFlight.ID_OFFSET, query.wire.writerIndex(),
+        boolean errorWithoutQuestion = Header.qdcount(answer, start) == 0
+                && Header.rcode(Header.flags(answer, start)) != 0; // FORMERR, NOTIMP... may omit it
+        if (!errorWithoutQuestion && !Message.sameQuestion(query.wire, InFlight.ID_OFFSET, query.wire.writerIndex(),
                 answer, start, answer.writerIndex())) {
             // Not the answer to this query (RFC 5452 §9.1 asks for the question to match, too);
             // the query keeps waiting for the right one until its deadline.
@@ -214,7 +253,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object event) {
         if (event instanceof IdleStateEvent && inFlight == 0) {
-            ctx.close(); // idle: not a failure; the next query opens a new connection
+            closeQuietly(); // idle: not a failure; marked closed at once so no query is handed to it
         }
         ctx.fireUserEventTriggered(event);
     }

@@ -2,20 +2,24 @@ package io.dotproxy.upstream;
 
 import io.dotproxy.dns.Header;
 import io.dotproxy.dns.Message;
+import io.dotproxy.dns.Padding;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.EventLoop;
 import java.time.Duration;
 import java.util.List;
+import java.util.Set;
 import org.jboss.logging.Logger;
 
 /**
- * One DNS-over-TLS resolver (RFC 7858), reached over a persistent, pipelined connection that is
- * opened on first use, reused by every query, and opened again after it breaks or idles out.
+ * One DNS-over-TLS resolver (RFC 7858), reached over a small pool of persistent, pipelined
+ * connections: opened on demand, reused by every query, re-opened after they break or idle out.
  *
- * <p>Queries that were in flight on a connection that broke are sent once more on a new one while
- * their deadline allows. After a failed connect or handshake, the upstream is left alone for a
- * short hold-off and queries fail at once, so a dead resolver costs at most one timeout.
+ * <p>A query goes to the open connection with the fewest queries in flight; another connection is
+ * opened only while the pool is short and the busiest is a quarter full, and only when the
+ * handshake budget allows. Steady traffic therefore costs no handshakes at all. Queries that were
+ * in flight on a connection that broke are written once more on another while their deadline
+ * allows. Queries with EDNS are padded to a multiple of 128 octets (RFC 8467).
  *
  * <p>All state is confined to one event loop; {@link #query} hops onto it when called elsewhere.
  */
@@ -26,13 +30,22 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
      * @param connectTimeout bound on TCP connect and on the TLS handshake, each
      * @param idleTimeout a connection with nothing in flight for this long is closed
      * @param maxInFlight queries in flight on one connection at most (below 65,536)
-     * @param failureHoldOff how long to fail fast after a connect or handshake failure
+     * @param poolSize connections open at most
+     * @param handshakesPerSecond sustained rate of new connections
+     * @param handshakeBurst new connections allowed at once before the rate applies
+     * @param spkiPins base64 SHA-256 digests of SubjectPublicKeyInfo; one must match a certificate
+     *     of the chain (RFC 7858 §4.2); empty: no pinning
      */
-    public record Settings(Duration connectTimeout, Duration idleTimeout, int maxInFlight, Duration failureHoldOff) {
+    public record Settings(Duration connectTimeout, Duration idleTimeout, int maxInFlight, int poolSize,
+                           double handshakesPerSecond, int handshakeBurst, Set<String> spkiPins) {
         public Settings {
             if (maxInFlight < 1 || maxInFlight >= 65536) {
                 throw new IllegalArgumentException("maxInFlight must be 1..65535");
             }
+            if (poolSize < 1) {
+                throw new IllegalArgumentException("poolSize must be at least 1");
+            }
+            spkiPins = Set.copyOf(spkiPins);
         }
     }
 
@@ -46,9 +59,10 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
     private final EventLoop loop;
     private final Settings settings;
     private final UpstreamMetrics metrics;
+    private final DotConnection[] pool;
+    private final TokenBucket handshakeBudget;
+    private final int openAnotherAt;
 
-    private DotConnection connection;
-    private long holdOffUntilNanos;
     private boolean failing;
     private boolean closed;
 
@@ -60,6 +74,9 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
         this.loop = loop;
         this.settings = settings;
         this.metrics = metrics;
+        this.pool = new DotConnection[settings.poolSize()];
+        this.handshakeBudget = new TokenBucket(settings.handshakeBurst(), settings.handshakesPerSecond());
+        this.openAnotherAt = Math.max(1, settings.maxInFlight() / 4);
     }
 
     @Override
@@ -69,47 +86,73 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
 
     @Override
     public void query(ByteBuf query, Message parsed, long deadlineNanos, QueryCallback callback) {
-        int length = query.readableBytes();
-        ByteBuf wire = ByteBufAllocator.DEFAULT.directBuffer(2 + length);
-        wire.writeShort(length).writeBytes(query, query.readerIndex(), length);
-        InFlight inFlight = new InFlight(wire, Header.id(query, query.readerIndex()), deadlineNanos, callback, metrics);
+        ByteBuf wire = ByteBufAllocator.DEFAULT.directBuffer(2 + parsed.length() + Padding.maxGrowth(Padding.QUERY_BLOCK));
+        wire.writeShort(0);
+        Padding.writePadded(wire, query, parsed, Padding.QUERY_BLOCK);
+        wire.setShort(0, wire.writerIndex() - 2);
+        metrics.sent();
+        InFlight inFlight = new InFlight(wire, Header.id(query, parsed.start()), deadlineNanos, callback, metrics);
         if (loop.inEventLoop()) {
             dispatch(inFlight);
         } else {
-            loop.execute(() -> dispatch(inFlight));
+            try {
+                loop.execute(() -> dispatch(inFlight));
+            } catch (java.util.concurrent.RejectedExecutionException shuttingDown) {
+                inFlight.fail(UpstreamFailure.UNAVAILABLE);
+            }
         }
     }
 
     private void dispatch(InFlight query) {
-        long now = System.nanoTime();
-        if (now - query.deadlineNanos >= 0) {
+        if (System.nanoTime() - query.deadlineNanos >= 0) {
             query.fail(UpstreamFailure.TIMEOUT);
             return;
         }
-        DotConnection current = connection;
-        if (current == null || current.isClosed()) {
-            if (closed || (failing && now - holdOffUntilNanos < 0)) {
-                query.fail(UpstreamFailure.UNAVAILABLE);
-                return;
-            }
-            current = DotConnection.open(loop, address, tls, settings, metrics, this);
-            connection = current;
-            if (current.isClosed()) { // failed synchronously, e.g. no route
-                query.fail(UpstreamFailure.CONNECT);
-                return;
-            }
-        }
-        if (!current.hasRoom()) {
-            query.fail(UpstreamFailure.OVERLOADED);
+        if (closed) {
+            query.fail(UpstreamFailure.UNAVAILABLE);
             return;
         }
-        current.send(query);
+        DotConnection best = null;
+        int freeSlot = -1;
+        for (int i = 0; i < pool.length; i++) {
+            DotConnection connection = pool[i];
+            if (connection == null || connection.isClosed()) {
+                pool[i] = null;
+                freeSlot = i;
+            } else if (connection.hasRoom() && (best == null || isBetter(connection, best))) {
+                best = connection;
+            }
+        }
+        boolean wantAnother = best == null || (best.isReady() && best.inFlight() >= openAnotherAt);
+        if (wantAnother && freeSlot >= 0 && handshakeBudget.tryTake()) {
+            DotConnection opened = DotConnection.open(loop, address, tls, settings, metrics, this);
+            if (!opened.isClosed()) {
+                pool[freeSlot] = opened;
+                if (best == null) {
+                    best = opened;
+                }
+            }
+        }
+        if (best == null) {
+            // No connection with room, and none may be opened now.
+            query.fail(freeSlot >= 0 ? UpstreamFailure.UNAVAILABLE : UpstreamFailure.OVERLOADED);
+            return;
+        }
+        best.send(query);
+    }
+
+    /** Ready beats connecting; then the fewest queries in flight. */
+    private static boolean isBetter(DotConnection candidate, DotConnection current) {
+        if (candidate.isReady() != current.isReady()) {
+            return candidate.isReady();
+        }
+        return candidate.inFlight() < current.inFlight();
     }
 
     @Override
     public void connectionReady(DotConnection readyConnection) {
         if (failing) {
-            LOG.infof("Upstream %s is usable again", name);
+            LOG.infof("Upstream %s accepts connections again", name);
             failing = false;
         }
     }
@@ -117,14 +160,15 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
     @Override
     public void connectionClosed(DotConnection closedConnection, List<InFlight> unanswered, boolean wasReady,
                                  UpstreamMetrics.Error failure, Throwable cause) {
-        if (connection == closedConnection) {
-            connection = null;
+        for (int i = 0; i < pool.length; i++) {
+            if (pool[i] == closedConnection) {
+                pool[i] = null;
+            }
         }
         if (failure != null) {
             metrics.error(failure);
         }
         if (!wasReady) {
-            holdOffUntilNanos = System.nanoTime() + settings.failureHoldOff().toNanos();
             if (!failing) {
                 LOG.warnf("Upstream %s unusable (%s): %s", name, failure == null ? "closed" : failure.tag(),
                         describe(cause));
@@ -163,8 +207,10 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
     public void close() {
         loop.execute(() -> {
             closed = true;
-            if (connection != null) {
-                connection.closeQuietly();
+            for (DotConnection connection : pool) {
+                if (connection != null) {
+                    connection.closeQuietly();
+                }
             }
         });
     }

@@ -37,6 +37,7 @@ final class InFlight {
     void answer(ByteBuf answer, long nowNanos) {
         done = true;
         wire.release();
+        metrics.settled();
         metrics.answered(nowNanos - sentAtNanos);
         callback.onAnswer(answer);
     }
@@ -44,6 +45,7 @@ final class InFlight {
     void fail(UpstreamFailure failure) {
         done = true;
         wire.release();
+        metrics.settled();
         metrics.failed(failure);
         callback.onFailure(failure);
     }

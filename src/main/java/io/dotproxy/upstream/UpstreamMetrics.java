@@ -46,9 +46,18 @@ public final class UpstreamMetrics {
     private final EnumMap<UpstreamFailure, Counter> failures = new EnumMap<>(UpstreamFailure.class);
     private final EnumMap<Error, Counter> errors = new EnumMap<>(Error.class);
     private final Counter handshakes;
+    private final Counter resumedHandshakes;
+    private final Counter probesAnswered;
+    private final Counter probesFailed;
     private final AtomicInteger openConnections = new AtomicInteger();
+    private final AtomicInteger inFlight = new AtomicInteger();
+    private final MeterRegistry registry;
+    private final String upstream;
+    private volatile double certificateDaysLeft = Double.NaN;
 
     public UpstreamMetrics(MeterRegistry registry, String upstream) {
+        this.registry = registry;
+        this.upstream = upstream;
         rtt = Timer.builder("dotproxy.upstream.rtt")
                 .description("Round-trip time of answered queries, from write to answer")
                 .tag("upstream", upstream)
@@ -68,10 +77,61 @@ public final class UpstreamMetrics {
                 .description("Completed TLS handshakes")
                 .tag("upstream", upstream)
                 .register(registry);
-        Gauge.builder("dotproxy.upstream.connections", openConnections, AtomicInteger::get)
-                .description("Open TLS connections")
+        resumedHandshakes = Counter.builder("dotproxy.upstream.handshakes.resumed")
+                .description("Completed TLS handshakes that resumed an earlier session")
                 .tag("upstream", upstream)
                 .register(registry);
+        probesAnswered = probes(registry, upstream, "answered");
+        probesFailed = probes(registry, upstream, "failed");
+        Gauge.builder("dotproxy.upstream.connections", openConnections, AtomicInteger::get)
+                .description("Open connections")
+                .tag("upstream", upstream)
+                .register(registry);
+        Gauge.builder("dotproxy.upstream.in.flight", inFlight, AtomicInteger::get)
+                .description("Queries written and not yet answered")
+                .tag("upstream", upstream)
+                .register(registry);
+        Gauge.builder("dotproxy.upstream.certificate.days.left", this, m -> m.certificateDaysLeft)
+                .description("Days until the upstream's certificate expires, as of the last handshake")
+                .tag("upstream", upstream)
+                .register(registry);
+    }
+
+    private static Counter probes(MeterRegistry registry, String upstream, String result) {
+        return Counter.builder("dotproxy.upstream.probes")
+                .description("Health probes sent while the upstream was down, by result")
+                .tags("upstream", upstream, "result", result)
+                .register(registry);
+    }
+
+    /** Registers one gauge per circuit state: 1 for the current state, 0 for the others. */
+    void trackState(UpstreamHealth health) {
+        for (UpstreamHealth.State state : UpstreamHealth.State.values()) {
+            Gauge.builder("dotproxy.upstream.state", health, h -> h.state() == state ? 1 : 0)
+                    .description("Circuit state of the upstream")
+                    .tags("upstream", upstream, "state", state.name().toLowerCase(java.util.Locale.ROOT))
+                    .register(registry);
+        }
+    }
+
+    void probe(boolean answered) {
+        (answered ? probesAnswered : probesFailed).increment();
+    }
+
+    void resumedHandshake() {
+        resumedHandshakes.increment();
+    }
+
+    void certificateExpires(java.time.Instant notAfter) {
+        certificateDaysLeft = java.time.Duration.between(java.time.Instant.now(), notAfter).toHours() / 24.0;
+    }
+
+    void sent() {
+        inFlight.incrementAndGet();
+    }
+
+    void settled() {
+        inFlight.decrementAndGet();
     }
 
     private static Counter requests(MeterRegistry registry, String upstream, String result) {

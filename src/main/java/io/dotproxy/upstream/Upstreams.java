@@ -1,33 +1,82 @@
 package io.dotproxy.upstream;
 
+import io.dotproxy.dns.Header;
 import io.dotproxy.dns.Message;
+import io.dotproxy.dns.Rcode;
 import io.netty.buffer.ByteBuf;
+import io.netty.util.concurrent.EventExecutor;
+import io.netty.util.concurrent.ScheduledFuture;
+import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.jboss.logging.Logger;
 
 /**
- * Several upstreams tried in order of preference: a query that fails fast on one (no connection,
- * bad certificate, broken connection, overload) moves to the next while its deadline allows. A
- * timeout ends the query, because its deadline is spent.
+ * Several upstreams behind one {@link Upstream}: a {@link Policy} picks among the healthy ones,
+ * and one deadline per client query covers every attempt.
  *
- * <p>This is the failover seam; selection policies and health tracking build on it.
+ * <ul>
+ *   <li>An attempt that fails (no connection, refused certificate, broken connection, its own
+ *       timeout), or (if so configured) answers SERVFAIL or REFUSED, makes the query move to the
+ *       next upstream while time is left. Each attempt but the last possible one is bounded by the
+ *       attempt timeout, so a dead upstream costs at most that.
+ *   <li>Hedging: an attempt slower than its upstream's recent 95th percentile (never sooner than a
+ *       floor) gets one parallel attempt at another healthy upstream; the first answer wins.
+ *       Hedges are capped at a share of queries.
+ *   <li>When every upstream is down: the plain fallback if one is configured (RFC 8310's
+ *       opportunistic profile, opt-in), else the least recently failed upstream is still tried
+ *       (unless configured to answer SERVFAIL at once).
+ * </ul>
  */
 public final class Upstreams implements Upstream {
-    private final List<Upstream> members;
+    /**
+     * Group behaviour.
+     *
+     * @param attemptTimeout bound on one attempt when another upstream could still be tried
+     * @param retryOnServfail try another upstream after a SERVFAIL answer
+     * @param retryOnRefused try another upstream after a REFUSED answer
+     * @param hedgeMinDelay no hedge sooner than this after the first attempt; zero disables hedging
+     * @param hedgeMaxShare at most this share of queries is hedged (0..1)
+     * @param tryWhenAllDown with every upstream down and no fallback, still try the least recently failed
+     */
+    public record Settings(Duration attemptTimeout, boolean retryOnServfail, boolean retryOnRefused,
+                           Duration hedgeMinDelay, double hedgeMaxShare, boolean tryWhenAllDown) {}
 
-    public Upstreams(List<Upstream> members) {
+    private static final Logger LOG = Logger.getLogger(Upstreams.class);
+
+    private final List<Member> members;
+    private final Policy policy;
+    private final Settings settings;
+    private final Upstreams fallback;
+    private final EventExecutor timers;
+    private final GroupMetrics metrics;
+    private final HedgeBudget hedgeBudget;
+    private final AtomicBoolean onFallback = new AtomicBoolean();
+
+    /**
+     * @param fallback plain-DNS upstreams used only while every member is down, or null (strict)
+     * @param timers the event loop that runs hedge timers
+     */
+    public Upstreams(List<Member> members, Policy policy, Settings settings, Upstreams fallback,
+                     EventExecutor timers, GroupMetrics metrics) {
         if (members.isEmpty()) {
             throw new IllegalArgumentException("no upstream");
         }
         this.members = List.copyOf(members);
+        this.policy = policy;
+        this.settings = settings;
+        this.fallback = fallback;
+        this.timers = timers;
+        this.metrics = metrics;
+        this.hedgeBudget = new HedgeBudget(settings.hedgeMaxShare());
     }
 
     @Override
     public void query(ByteBuf query, Message parsed, long deadlineNanos, QueryCallback callback) {
-        if (members.size() == 1) {
-            members.get(0).query(query, parsed, deadlineNanos, callback);
-        } else {
-            new Attempts(query, parsed, deadlineNanos, callback).next();
-        }
+        hedgeBudget.countQuery();
+        new Query(query, parsed, deadlineNanos, callback).start();
     }
 
     @Override
@@ -35,44 +84,245 @@ public final class Upstreams implements Upstream {
         return "group";
     }
 
-    @Override
-    public void close() {
-        members.forEach(Upstream::close);
+    public List<Member> members() {
+        return members;
     }
 
-    /** Walks the members for one query. */
-    private final class Attempts implements QueryCallback {
+    /** Whether clear-text fallback is configured and every DoT upstream is down right now. */
+    public boolean usingFallback() {
+        return fallback != null && onFallback.get();
+    }
+
+    @Override
+    public void close() {
+        members.forEach(m -> m.upstream().close());
+        if (fallback != null) {
+            fallback.close();
+        }
+    }
+
+    /** The attempts made for one client query. Its methods run on several event loops: synchronized. */
+    private final class Query {
         private final ByteBuf query;
         private final Message parsed;
         private final long deadlineNanos;
         private final QueryCallback callback;
-        private int index = -1;
+        private final boolean[] tried = new boolean[members.size()];
+        private int outstanding;
+        private boolean done;
+        private boolean hedged;
+        private boolean fellBack;
+        private ByteBuf retryableAnswer;
+        private UpstreamFailure lastFailure = UpstreamFailure.UNAVAILABLE;
+        private ScheduledFuture<?> hedgeTimer;
 
-        Attempts(ByteBuf query, Message parsed, long deadlineNanos, QueryCallback callback) {
+        Query(ByteBuf query, Message parsed, long deadlineNanos, QueryCallback callback) {
             this.query = query;
             this.parsed = parsed;
             this.deadlineNanos = deadlineNanos;
             this.callback = callback;
         }
 
-        void next() {
-            index++;
-            members.get(index).query(query, parsed, deadlineNanos, this);
+        synchronized void start() {
+            Member first = launchNext();
+            if (first != null && !done && settings.hedgeMinDelay().toNanos() > 0 && hasCandidate()) {
+                long delay = Math.max(settings.hedgeMinDelay().toNanos(), first.latency().p95Nanos());
+                if (System.nanoTime() + delay - deadlineNanos < 0) {
+                    hedgeTimer = timers.schedule(this::hedge, delay, TimeUnit.NANOSECONDS);
+                }
+            }
+        }
+
+        private synchronized void hedge() {
+            if (done || hedged || !hedgeBudget.tryHedge()) {
+                return;
+            }
+            hedged = true;
+            metrics.hedged();
+            launchNext();
+        }
+
+        /** Starts the next attempt; the member tried, or null when none could be (then maybe done). */
+        private Member launchNext() {
+            long now = System.nanoTime();
+            List<Member> candidates = candidates();
+            Member member;
+            if (!candidates.isEmpty()) {
+                member = candidates.get(policy.pick(candidates));
+                if (onFallback.get() && onFallback.compareAndSet(true, false)) {
+                    LOG.infof("Upstream %s is usable again; plain DNS fallback no longer used", member.name());
+                }
+            } else if (allDown() && fallback != null) {
+                if (fellBack) {
+                    finishIfIdle();
+                    return null;
+                }
+                fellBack = true;
+                if (onFallback.compareAndSet(false, true)) {
+                    LOG.warn("Every DoT upstream is down: answering over the plain DNS fallback until one recovers");
+                }
+                metrics.fallback();
+                outstanding++;
+                fallback.query(query, parsed, deadlineNanos, new Attempt(this, null, now));
+                return null;
+            } else if (settings.tryWhenAllDown() && allDown()) {
+                member = leastRecentlyFailedUntried();
+                if (member == null) {
+                    finishIfIdle();
+                    return null;
+                }
+            } else {
+                finishIfIdle();
+                return null;
+            }
+            int index = members.indexOf(member);
+            tried[index] = true;
+            boolean last = !hasCandidate() && !(allDown() && (fallback != null || settings.tryWhenAllDown()));
+            long attemptDeadline = last ? deadlineNanos : Math.min(deadlineNanos, now + settings.attemptTimeout().toNanos());
+            if (deadlineNanos - attemptDeadline < 0) {
+                attemptDeadline = deadlineNanos;
+            }
+            outstanding++;
+            member.upstream().query(query, parsed, attemptDeadline, new Attempt(this, member, now));
+            return member;
+        }
+
+        private List<Member> candidates() {
+            List<Member> candidates = new ArrayList<>(members.size());
+            for (int i = 0; i < members.size(); i++) {
+                if (!tried[i] && members.get(i).health().isUp()) {
+                    candidates.add(members.get(i));
+                }
+            }
+            return candidates;
+        }
+
+        private boolean hasCandidate() {
+            for (int i = 0; i < members.size(); i++) {
+                if (!tried[i] && members.get(i).health().isUp()) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        private boolean allDown() {
+            for (Member member : members) {
+                if (member.health().isUp()) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        private Member leastRecentlyFailedUntried() {
+            Member best = null;
+            for (int i = 0; i < members.size(); i++) {
+                Member member = members.get(i);
+                if (!tried[i] && (best == null || member.health().lastFailureNanos() - best.health().lastFailureNanos() < 0)) {
+                    best = member;
+                }
+            }
+            return best;
+        }
+
+        synchronized void answered(ByteBuf answer) {
+            outstanding--;
+            if (done) {
+                answer.release(); // the other attempt won
+                return;
+            }
+            int rcode = Header.rcode(Header.flags(answer, answer.readerIndex()));
+            boolean retryable = (rcode == Rcode.SERVFAIL && settings.retryOnServfail())
+                    || (rcode == Rcode.REFUSED && settings.retryOnRefused());
+            if (retryable && timeLeft()) {
+                if (retryableAnswer != null) {
+                    retryableAnswer.release();
+                }
+                retryableAnswer = answer; // the best we have, should no other upstream do better
+                launchNext();
+                return;
+            }
+            complete(answer);
+        }
+
+        synchronized void failed(UpstreamFailure failure) {
+            outstanding--;
+            if (done) {
+                return;
+            }
+            lastFailure = failure;
+            if (timeLeft()) {
+                launchNext();
+            } else {
+                finishIfIdle();
+            }
+        }
+
+        private boolean timeLeft() {
+            return System.nanoTime() - deadlineNanos < 0;
+        }
+
+        /** Ends the query with what it has, unless an attempt is still out. */
+        private void finishIfIdle() {
+            if (done || outstanding > 0) {
+                return;
+            }
+            if (retryableAnswer != null) {
+                ByteBuf answer = retryableAnswer;
+                retryableAnswer = null;
+                complete(answer);
+                return;
+            }
+            done = true;
+            cancelHedge();
+            callback.onFailure(lastFailure);
+        }
+
+        private void complete(ByteBuf answer) {
+            done = true;
+            cancelHedge();
+            if (retryableAnswer != null && retryableAnswer != answer) {
+                retryableAnswer.release();
+                retryableAnswer = null;
+            }
+            callback.onAnswer(answer);
+        }
+
+        private void cancelHedge() {
+            if (hedgeTimer != null) {
+                hedgeTimer.cancel(false);
+            }
+        }
+    }
+
+    /** One attempt at one member; feeds the member's health before the query's logic. */
+    private static final class Attempt implements QueryCallback {
+        private final Query query;
+        private final Member member;
+        private final long startedNanos;
+
+        Attempt(Query query, Member member, long startedNanos) {
+            this.query = query;
+            this.member = member;
+            this.startedNanos = startedNanos;
         }
 
         @Override
         public void onAnswer(ByteBuf answer) {
-            callback.onAnswer(answer);
+            if (member != null) {
+                member.latency().record(System.nanoTime() - startedNanos);
+                member.health().succeeded();
+            }
+            query.answered(answer);
         }
 
         @Override
         public void onFailure(UpstreamFailure failure) {
-            boolean timeLeft = System.nanoTime() - deadlineNanos < 0;
-            if (failure != UpstreamFailure.TIMEOUT && timeLeft && index + 1 < members.size()) {
-                next();
-            } else {
-                callback.onFailure(failure);
+            if (member != null) {
+                member.health().failed(failure);
             }
+            query.failed(failure);
         }
     }
 }

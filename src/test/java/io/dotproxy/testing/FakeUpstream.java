@@ -90,7 +90,7 @@ public final class FakeUpstream implements AutoCloseable {
                             }
                         });
                         ch.pipeline().addLast(new RawCapture(), tls,
-                                new LengthFieldBasedFrameDecoder(65535, 0, 2, 0, 2),
+                                new LengthFieldBasedFrameDecoder(65535 + 2, 0, 2, 0, 2),
                                 new LengthFieldPrepender(2), new Responder(index));
                     }
                 })

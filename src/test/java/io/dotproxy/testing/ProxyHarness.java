@@ -4,22 +4,31 @@ import io.dotproxy.server.ProxyServer;
 import io.dotproxy.server.QueryPipeline;
 import io.dotproxy.server.ServerMetrics;
 import io.dotproxy.upstream.DotUpstream;
+import io.dotproxy.upstream.GroupMetrics;
+import io.dotproxy.upstream.Member;
+import io.dotproxy.upstream.PlainUpstream;
+import io.dotproxy.upstream.Policy;
 import io.dotproxy.upstream.TlsClientContext;
-import io.dotproxy.upstream.Upstream;
 import io.dotproxy.upstream.UpstreamAddress;
+import io.dotproxy.upstream.UpstreamHealth;
 import io.dotproxy.upstream.UpstreamMetrics;
 import io.dotproxy.upstream.Upstreams;
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.netty.channel.EventLoop;
 import io.netty.channel.nio.NioEventLoopGroup;
+import io.netty.util.NetUtil;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -33,23 +42,132 @@ public final class ProxyHarness implements AutoCloseable {
     private final NioEventLoopGroup group = new NioEventLoopGroup(2);
     private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
     private final ProxyServer server;
-    private final Upstream upstreams;
+    private final Upstreams upstreams;
 
-    private ProxyHarness(List<String> upstreamSpecs, TestCa ca, Duration timeout, int maxUdpPayload) {
+    /** How to assemble the proxy; defaults suit one-upstream tests (no hedging, attempt = deadline). */
+    public static final class Builder {
+        private final TestCa ca;
+        private final List<String> specs = new ArrayList<>();
+        private final List<InetSocketAddress> fallback = new ArrayList<>();
+        private Duration timeout = Duration.ofSeconds(2);
+        private Duration attemptTimeout;
+        private Policy policy = new Policy.Failover();
+        private int poolSize = 2;
+        private int maxInFlight = 100;
+        private Duration hedgeMinDelay = Duration.ZERO;
+        private double hedgeShare = 0.05;
+        private boolean tryWhenAllDown = true;
+        private Duration firstBackOff = Duration.ofMillis(200);
+        private Duration idleTimeout = Duration.ofSeconds(30);
+        private Set<String> pins = Set.of();
+
+        private Builder(TestCa ca) {
+            this.ca = ca;
+        }
+
+        public Builder upstream(FakeUpstream fake) {
+            return upstream("127.0.0.1:" + fake.port() + "#" + TLS_NAME);
+        }
+
+        public Builder upstream(String spec) {
+            specs.add(spec);
+            return this;
+        }
+
+        public Builder fallback(InetSocketAddress server) {
+            fallback.add(server);
+            return this;
+        }
+
+        public Builder timeout(Duration value) {
+            timeout = value;
+            return this;
+        }
+
+        public Builder attemptTimeout(Duration value) {
+            attemptTimeout = value;
+            return this;
+        }
+
+        public Builder policy(Policy value) {
+            policy = value;
+            return this;
+        }
+
+        public Builder poolSize(int value) {
+            poolSize = value;
+            return this;
+        }
+
+        public Builder maxInFlight(int value) {
+            maxInFlight = value;
+            return this;
+        }
+
+        public Builder hedging(Duration minDelay, double maxShare) {
+            hedgeMinDelay = minDelay;
+            hedgeShare = maxShare;
+            return this;
+        }
+
+        public Builder servfailWhenAllDown() {
+            tryWhenAllDown = false;
+            return this;
+        }
+
+        public Builder firstBackOff(Duration value) {
+            firstBackOff = value;
+            return this;
+        }
+
+        public Builder idleTimeout(Duration value) {
+            idleTimeout = value;
+            return this;
+        }
+
+        public Builder pins(Set<String> value) {
+            pins = value;
+            return this;
+        }
+
+        public ProxyHarness start() {
+            return new ProxyHarness(this);
+        }
+    }
+
+    private ProxyHarness(Builder b) {
         try {
-            Path caFile = ca.writePem(Files.createTempFile("test-ca", ".pem"));
+            Path caFile = b.ca.writePem(Files.createTempFile("test-ca", ".pem"));
             TlsClientContext tls = TlsClientContext.create(Optional.of(caFile));
-            DotUpstream.Settings settings = new DotUpstream.Settings(timeout, Duration.ofSeconds(30), 1000,
-                    Duration.ofMillis(200));
-            List<Upstream> members = new ArrayList<>();
-            for (String spec : upstreamSpecs) {
+            Duration attempt = b.attemptTimeout != null ? b.attemptTimeout : b.timeout;
+            DotUpstream.Settings settings = new DotUpstream.Settings(attempt, b.idleTimeout, b.maxInFlight,
+                    b.poolSize, 50, 10, b.pins);
+            GroupMetrics groupMetrics = new GroupMetrics(registry);
+            List<Member> members = new ArrayList<>();
+            for (String spec : b.specs) {
                 UpstreamAddress address = UpstreamAddress.parse(spec, 853);
-                members.add(new DotUpstream(address, tls, group.next(), settings,
-                        new UpstreamMetrics(registry, address.toString())));
+                UpstreamMetrics metrics = new UpstreamMetrics(registry, address.toString());
+                EventLoop loop = group.next();
+                members.add(new Member(new DotUpstream(address, tls, loop, settings, metrics),
+                        new UpstreamHealth(address.toString(), loop, b.firstBackOff, Duration.ofSeconds(5), metrics), attempt));
             }
-            upstreams = new Upstreams(members);
+            Upstreams plain = null;
+            if (!b.fallback.isEmpty()) {
+                List<Member> plainMembers = new ArrayList<>();
+                for (InetSocketAddress address : b.fallback) {
+                    UpstreamMetrics metrics = new UpstreamMetrics(registry, NetUtil.toSocketAddressString(address) + "#plain");
+                    EventLoop loop = group.next();
+                    PlainUpstream upstream = new PlainUpstream(address, loop, metrics);
+                    plainMembers.add(new Member(upstream, new UpstreamHealth(upstream.name(), loop, b.firstBackOff,
+                            Duration.ofSeconds(5), metrics), attempt));
+                }
+                plain = new Upstreams(plainMembers, new Policy.Failover(),
+                        new Upstreams.Settings(attempt, false, false, Duration.ZERO, 0, true), null, group.next(), groupMetrics);
+            }
+            upstreams = new Upstreams(members, b.policy, new Upstreams.Settings(attempt, true, true,
+                    b.hedgeMinDelay, b.hedgeShare, b.tryWhenAllDown), plain, group.next(), groupMetrics);
             ServerMetrics metrics = new ServerMetrics(registry);
-            QueryPipeline pipeline = new QueryPipeline(upstreams, timeout, maxUdpPayload, metrics);
+            QueryPipeline pipeline = new QueryPipeline(upstreams, b.timeout, 1232, metrics);
             server = new ProxyServer(new ProxyServer.Settings("127.0.0.1", 0, Duration.ofSeconds(2), 50),
                     pipeline, metrics, group);
             server.start();
@@ -58,28 +176,43 @@ public final class ProxyHarness implements AutoCloseable {
         }
     }
 
+    public static Builder builder(TestCa ca) {
+        return new Builder(ca);
+    }
+
     /** A proxy in front of the given fake upstreams, in order of preference. */
     public static ProxyHarness start(TestCa ca, Duration timeout, FakeUpstream... fakes) {
-        List<String> specs = new ArrayList<>();
+        Builder builder = builder(ca).timeout(timeout);
         for (FakeUpstream fake : fakes) {
-            specs.add("127.0.0.1:" + fake.port() + "#" + TLS_NAME);
+            builder.upstream(fake);
         }
-        return new ProxyHarness(specs, ca, timeout, 1232);
+        return builder.start();
     }
 
     /** A proxy in front of upstreams written as in {@code dotproxy.upstreams}. */
     public static ProxyHarness start(TestCa ca, Duration timeout, List<String> upstreamSpecs) {
-        return new ProxyHarness(upstreamSpecs, ca, timeout, 1232);
+        Builder builder = builder(ca).timeout(timeout);
+        upstreamSpecs.forEach(builder::upstream);
+        return builder.start();
     }
 
     public int port() {
         return server.port();
     }
 
-    /** The value of a counter, 0 when no such counter exists. */
+    public Upstreams upstreams() {
+        return upstreams;
+    }
+
+    /** The sum of the counters with this name and these tags; 0 when there are none. */
     public double count(String name, String... tags) {
-        Counter counter = registry.find(name).tags(tags).counter();
-        return counter == null ? 0 : counter.count();
+        return registry.find(name).tags(tags).counters().stream().mapToDouble(Counter::count).sum();
+    }
+
+    /** The value of a gauge, NaN when there is none. */
+    public double gauge(String name, String... tags) {
+        Gauge gauge = registry.find(name).tags(tags).gauge();
+        return gauge == null ? Double.NaN : gauge.value();
     }
 
     public SimpleMeterRegistry registry() {

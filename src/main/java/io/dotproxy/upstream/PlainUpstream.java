@@ -1,0 +1,209 @@
+package io.dotproxy.upstream;
+
+import io.dotproxy.dns.Header;
+import io.dotproxy.dns.Message;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.EventLoop;
+import io.netty.channel.socket.DatagramChannel;
+import io.netty.channel.socket.DatagramPacket;
+import io.netty.channel.socket.InternetProtocolFamily;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioDatagramChannel;
+import io.netty.channel.socket.nio.NioSocketChannel;
+import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
+import io.netty.util.NetUtil;
+import io.netty.util.concurrent.ScheduledFuture;
+import java.net.Inet4Address;
+import java.net.InetSocketAddress;
+import java.security.SecureRandom;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A plain DNS server (UDP, then TCP when the answer is truncated), for the opt-in fallback only.
+ *
+ * <p>Clear text can be spoofed, so each query gets a fresh random message ID and its own socket
+ * (a random source port), the UDP socket is connected (the kernel drops datagrams from any other
+ * address), and an answer counts only if its ID and question match (RFC 5452).
+ */
+public final class PlainUpstream implements Upstream {
+    private static final SecureRandom IDS = new SecureRandom();
+
+    private final InetSocketAddress server;
+    private final String name;
+    private final EventLoop loop;
+    private final UpstreamMetrics metrics;
+
+    public PlainUpstream(InetSocketAddress server, EventLoop loop, UpstreamMetrics metrics) {
+        this.server = server;
+        this.name = NetUtil.toSocketAddressString(server) + "#plain";
+        this.loop = loop;
+        this.metrics = metrics;
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public void query(ByteBuf query, Message parsed, long deadlineNanos, QueryCallback callback) {
+        ByteBuf wire = ByteBufAllocator.DEFAULT.directBuffer(parsed.length());
+        wire.writeBytes(query, parsed.start(), parsed.length());
+        int id;
+        synchronized (IDS) {
+            id = IDS.nextInt(1 << 16);
+        }
+        wire.setShort(0, id);
+        metrics.sent();
+        Exchange exchange = new Exchange(wire, Header.id(query, parsed.start()), callback);
+        loop.execute(() -> exchange.start(deadlineNanos));
+    }
+
+    @Override
+    public void close() {
+        // Nothing persistent: every query has its own socket.
+    }
+
+    /** One query: UDP first, TCP if truncated. Runs on {@link #loop}. */
+    private final class Exchange {
+        private final ByteBuf wire;
+        private final int clientId;
+        private final QueryCallback callback;
+        private final long startedNanos = System.nanoTime();
+        private ScheduledFuture<?> timeout;
+        private Channel channel;
+        private boolean done;
+
+        Exchange(ByteBuf wire, int clientId, QueryCallback callback) {
+            this.wire = wire;
+            this.clientId = clientId;
+            this.callback = callback;
+        }
+
+        void start(long deadlineNanos) {
+            timeout = loop.schedule(() -> fail(UpstreamFailure.TIMEOUT), deadlineNanos - System.nanoTime(), TimeUnit.NANOSECONDS);
+            InternetProtocolFamily family = server.getAddress() instanceof Inet4Address
+                    ? InternetProtocolFamily.IPv4 : InternetProtocolFamily.IPv6;
+            ChannelFuture connect = new Bootstrap().group(loop)
+                    .channelFactory(() -> new NioDatagramChannel(family))
+                    // Netty reads 2 KiB by default and cuts longer datagrams without a trace.
+                    .option(io.netty.channel.ChannelOption.RCVBUF_ALLOCATOR, new io.netty.channel.FixedRecvByteBufAllocator(65535))
+                    .handler(new ChannelInitializer<DatagramChannel>() {
+                        @Override
+                        protected void initChannel(DatagramChannel ch) {
+                            ch.pipeline().addLast(new Answers(false));
+                        }
+                    })
+                    .connect(server);
+            channel = connect.channel();
+            connect.addListener(f -> {
+                if (!f.isSuccess()) {
+                    fail(UpstreamFailure.CONNECT);
+                } else if (!done) {
+                    channel.writeAndFlush(new DatagramPacket(wire.retainedDuplicate(), server));
+                }
+            });
+        }
+
+        private void retryOverTcp() {
+            channel.close();
+            ChannelFuture connect = new Bootstrap().group(loop)
+                    .channel(NioSocketChannel.class)
+                    .handler(new ChannelInitializer<SocketChannel>() {
+                        @Override
+                        protected void initChannel(SocketChannel ch) {
+                            ch.pipeline().addLast(new LengthFieldBasedFrameDecoder(65535 + 2, 0, 2, 0, 2), new Answers(true));
+                        }
+                    })
+                    .connect(server);
+            channel = connect.channel();
+            connect.addListener(f -> {
+                if (!f.isSuccess()) {
+                    fail(UpstreamFailure.CONNECT);
+                } else if (!done) {
+                    ByteBuf framed = channel.alloc().buffer(2 + wire.readableBytes());
+                    framed.writeShort(wire.readableBytes()).writeBytes(wire, wire.readerIndex(), wire.readableBytes());
+                    channel.writeAndFlush(framed);
+                }
+            });
+        }
+
+        /** Takes an answer that matched; restores the client's ID. */
+        private void answer(ByteBuf answer) {
+            done = true;
+            timeout.cancel(false);
+            channel.close();
+            wire.release();
+            metrics.settled();
+            metrics.answered(System.nanoTime() - startedNanos);
+            Header.setId(answer, answer.readerIndex(), clientId);
+            callback.onAnswer(answer);
+        }
+
+        private void fail(UpstreamFailure failure) {
+            if (done) {
+                return;
+            }
+            done = true;
+            timeout.cancel(false);
+            if (channel != null) {
+                channel.close();
+            }
+            wire.release();
+            metrics.settled();
+            metrics.failed(failure);
+            callback.onFailure(failure);
+        }
+
+        /** Accepts only answers to this query; anything else is counted and dropped. */
+        private final class Answers extends ChannelInboundHandlerAdapter {
+            private final boolean tcp;
+
+            Answers(boolean tcp) {
+                this.tcp = tcp;
+            }
+
+            @Override
+            public void channelRead(ChannelHandlerContext ctx, Object msg) {
+                ByteBuf answer = msg instanceof DatagramPacket packet ? packet.content() : (ByteBuf) msg;
+                int start = answer.readerIndex();
+                boolean matches = answer.readableBytes() >= Header.LENGTH
+                        && Header.isResponse(answer, start)
+                        && Header.id(answer, start) == Header.id(wire, 0)
+                        && Message.sameQuestion(wire, 0, wire.writerIndex(), answer, start, answer.writerIndex());
+                if (done || !matches) {
+                    if (!done) {
+                        metrics.error(UpstreamMetrics.Error.MISMATCH);
+                    }
+                    answer.release();
+                    return;
+                }
+                if (!tcp && (Header.flags(answer, start) & Header.FLAG_TC) != 0) {
+                    answer.release();
+                    retryOverTcp();
+                    return;
+                }
+                answer(answer);
+            }
+
+            @Override
+            public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+                fail(UpstreamFailure.CLOSED); // e.g. ICMP port unreachable on the connected socket
+            }
+
+            @Override
+            public void channelInactive(ChannelHandlerContext ctx) {
+                if (tcp) {
+                    fail(UpstreamFailure.CLOSED);
+                }
+            }
+        }
+    }
+}
