@@ -46,6 +46,9 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         /** The handshake completed; queries flow. */
         void connectionReady(DotConnection connection);
 
+        /** A query left this connection (answered or timed out): there is room for another. */
+        void roomFreed(DotConnection connection);
+
         /**
          * @param unanswered queries still waiting, in send order; the owner decides their fate
          * @param wasReady whether the TLS handshake had completed (else: connect or TLS failure)
@@ -211,6 +214,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
             }
         }
         ctx.flush();
+        owner.roomFreed(this); // a newly opened connection takes queries that waited for room
     }
 
     @Override
@@ -248,6 +252,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         inFlight--;
         Header.setId(answer, start, query.clientId);
         query.answer(answer, System.nanoTime());
+        owner.roomFreed(this);
     }
 
     @Override
@@ -325,9 +330,13 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
             }
             pending.set(kept++, query);
         }
+        boolean freed = kept < pending.size();
         pending.subList(kept, pending.size()).clear();
         if (!pending.isEmpty()) {
             scheduleSweep();
+        }
+        if (freed) {
+            owner.roomFreed(this);
         }
     }
 }

@@ -16,8 +16,10 @@ import org.jboss.logging.Logger;
  * connections: opened on demand, reused by every query, re-opened after they break or idle out.
  *
  * <p>A query goes to the open connection with the fewest queries in flight; another connection is
- * opened only while the pool is short and the busiest is a quarter full, and only when the
- * handshake budget allows. Steady traffic therefore costs no handshakes at all. Queries that were
+ * opened only while the pool is short and the least busy is a quarter full, and only when the
+ * handshake budget allows. Steady traffic therefore costs no handshakes at all. When every
+ * connection is full, queries wait in a bounded queue for room (until their deadline) rather than
+ * fail at once; only a full queue refuses them (OVERLOADED). Queries that were
  * in flight on a connection that broke are written once more on another while their deadline
  * allows. Queries with EDNS are padded to a multiple of 128 octets (RFC 8467).
  *
@@ -63,6 +65,9 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
     private final TokenBucket handshakeBudget;
     private final int openAnotherAt;
 
+    private final java.util.ArrayDeque<InFlight> waiting = new java.util.ArrayDeque<>();
+    private final int maxWaiting;
+    private boolean waitSweepScheduled;
     private boolean failing;
     private boolean closed;
 
@@ -77,6 +82,7 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
         this.pool = new DotConnection[settings.poolSize()];
         this.handshakeBudget = new TokenBucket(settings.handshakeBurst(), settings.handshakesPerSecond());
         this.openAnotherAt = Math.max(1, settings.maxInFlight() / 4);
+        this.maxWaiting = settings.maxInFlight() * settings.poolSize() * 4;
     }
 
     @Override
@@ -134,11 +140,62 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
             }
         }
         if (best == null) {
-            // No connection with room, and none may be opened now.
-            query.fail(freeSlot >= 0 ? UpstreamFailure.UNAVAILABLE : UpstreamFailure.OVERLOADED);
+            if (freeSlot >= 0 && openConnections() == 0) {
+                query.fail(UpstreamFailure.UNAVAILABLE); // no connection, and the handshake budget is spent
+            } else if (waiting.size() < maxWaiting) {
+                waiting.add(query); // every connection is full: wait for room
+                scheduleWaitSweep();
+            } else {
+                query.fail(UpstreamFailure.OVERLOADED);
+            }
             return;
         }
         best.send(query);
+    }
+
+    private int openConnections() {
+        int open = 0;
+        for (DotConnection connection : pool) {
+            if (connection != null && !connection.isClosed()) {
+                open++;
+            }
+        }
+        return open;
+    }
+
+    @Override
+    public void roomFreed(DotConnection connection) {
+        while (!waiting.isEmpty() && connection.hasRoom() && connection.isReady()) {
+            InFlight query = waiting.poll();
+            if (System.nanoTime() - query.deadlineNanos >= 0) {
+                query.fail(UpstreamFailure.TIMEOUT);
+            } else {
+                connection.send(query);
+            }
+        }
+    }
+
+    private void scheduleWaitSweep() {
+        if (!waitSweepScheduled) {
+            waitSweepScheduled = true;
+            loop.schedule(this::sweepWaiting, 25, java.util.concurrent.TimeUnit.MILLISECONDS);
+        }
+    }
+
+    /** Fails waiting queries whose deadline passed, even when no connection frees room. */
+    private void sweepWaiting() {
+        waitSweepScheduled = false;
+        long now = System.nanoTime();
+        waiting.removeIf(query -> {
+            if (now - query.deadlineNanos >= 0) {
+                query.fail(UpstreamFailure.TIMEOUT);
+                return true;
+            }
+            return false;
+        });
+        if (!waiting.isEmpty()) {
+            scheduleWaitSweep();
+        }
     }
 
     /** Ready beats connecting; then the fewest queries in flight. */
@@ -207,6 +264,9 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
     public void close() {
         loop.execute(() -> {
             closed = true;
+            while (!waiting.isEmpty()) {
+                waiting.poll().fail(UpstreamFailure.UNAVAILABLE);
+            }
             for (DotConnection connection : pool) {
                 if (connection != null) {
                     connection.closeQuietly();

@@ -99,6 +99,35 @@ class SetupTest {
     }
 
     @Test
+    void fallbackIsPlainDnsOnPort53AndNeverTheDotPort() {
+        assertEquals("/9.9.9.9:53", Setup.fallback(java.util.List.of("9.9.9.9")).get(0).toString());
+        assertEquals("/127.0.0.1:5300", Setup.fallback(java.util.List.of("127.0.0.1:5300")).get(0).toString());
+        ConfigError dotPort = assertThrows(ConfigError.class, () -> Setup.fallback(java.util.List.of("9.9.9.9:853")));
+        assertTrue(dotPort.getMessage().startsWith("Invalid configuration: dotproxy.fallback=9.9.9.9:853: port 853 is reserved"),
+                dotPort.getMessage());
+        ConfigError named = assertThrows(ConfigError.class, () -> Setup.fallback(java.util.List.of("9.9.9.9#dns.quad9.net")));
+        assertTrue(named.getMessage().contains("has no TLS name"), named.getMessage());
+    }
+
+    @Test
+    void policyRetryAndPinsAreChecked() {
+        assertEquals("Invalid configuration: dotproxy.policy=fastests: expected one of fastest, failover, round-robin, random",
+                assertThrows(ConfigError.class, () -> Setup.policy("fastests")).getMessage());
+        assertEquals(java.util.Set.of("servfail", "refused"), Setup.retryOn(java.util.List.of("servfail", " REFUSED")));
+        assertEquals(java.util.Set.of("none"), Setup.retryOn(java.util.List.of("none")));
+        assertThrows(ConfigError.class, () -> Setup.retryOn(java.util.List.of("none", "servfail")));
+        assertThrows(ConfigError.class, () -> Setup.retryOn(java.util.List.of("nxdomain")));
+        String pin = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+        assertEquals(java.util.Map.of("dns.example", java.util.Set.of(pin)),
+                Setup.spkiPins(java.util.List.of("DNS.example=" + pin)));
+        ConfigError badPin = assertThrows(ConfigError.class, () -> Setup.spkiPins(java.util.List.of("dns.example=abc")));
+        assertTrue(badPin.getMessage().startsWith("Invalid configuration: dotproxy.upstream.spki-pins=dns.example=abc: expected tls-name=base64"),
+                badPin.getMessage());
+        assertEquals(0.05, Setup.share("dotproxy.hedge.max-share", 0.05));
+        assertThrows(ConfigError.class, () -> Setup.share("dotproxy.hedge.max-share", 1.5));
+    }
+
+    @Test
     void caFileMustBeReadable() {
         ConfigError error = assertThrows(ConfigError.class, () -> Setup.caFile(Optional.of("/no/such/ca.pem")));
         assertEquals("Invalid configuration: dotproxy.tls.ca-file=/no/such/ca.pem: expected a readable PEM file of CA certificates",

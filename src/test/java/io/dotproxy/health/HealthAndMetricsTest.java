@@ -37,6 +37,17 @@ class HealthAndMetricsTest {
     }
 
     @Test
+    void upstreamsGroupShowsEachUpstreamsStateWithoutTouchingReadiness() {
+        given().when().get("/q/health/group/upstreams")
+                .then().statusCode(200)
+                .body("status", is("UP"))
+                .body("checks.find { it.name == 'dot-upstreams' }.data.plain-fallback-in-use", is(false));
+        given().when().get("/q/health/ready")
+                .then().statusCode(200)
+                .body(containsString("upstream 127.0.0.1:"));
+    }
+
+    @Test
     void liveWhileTheListenersAreOpen() {
         given().when().get("/q/health/live")
                 .then().statusCode(200)
@@ -70,6 +81,13 @@ class HealthAndMetricsTest {
                 .body(containsString("dotproxy_upstream_errors_total{result=\"tls\"," + upstream))
                 .body(containsString("dotproxy_upstream_handshakes_total{" + upstream))
                 .body(containsString("dotproxy_upstream_connections{" + upstream))
+                .body(containsString("dotproxy_upstream_state{state=\"up\"," + upstream))
+                .body(containsString("dotproxy_upstream_in_flight{" + upstream))
+                .body(containsString("dotproxy_upstream_handshakes_resumed_total{" + upstream))
+                .body(containsString("dotproxy_upstream_probes_total{result=\"answered\"," + upstream))
+                .body(containsString("dotproxy_upstream_certificate_days_left{" + upstream))
+                .body(containsString("dotproxy_upstream_hedges_total"))
+                .body(containsString("dotproxy_upstream_fallback_queries_total"))
                 .body(not(containsString("metrics-probe")));
     }
 }

@@ -115,6 +115,27 @@ class ForwardingTest {
     }
 
     @Test
+    void clientThatHalfClosesGetsEveryAnswerAndThenACleanEndOfStream() throws IOException {
+        try (FakeUpstream upstream = FakeUpstream.start(CERT, FakeUpstream.answering());
+             ProxyHarness proxy = ProxyHarness.start(CA, TIMEOUT, upstream);
+             DnsClient.Tcp client = new DnsClient.Tcp(proxy.port())) {
+            Set<Integer> ids = new HashSet<>();
+            for (int i = 0; i < 3; i++) {
+                Message query = DnsClient.query("half" + i + ".example.");
+                ids.add(query.getHeader().getID());
+                client.send(query.toWire());
+            }
+            client.socket().shutdownOutput();
+            Set<Integer> answered = new HashSet<>();
+            for (int i = 0; i < 3; i++) {
+                answered.add(new Message(client.receive()).getHeader().getID());
+            }
+            assertEquals(ids, answered);
+            assertEquals(-1, client.socket().getInputStream().read(), "closed after the last answer, nothing more");
+        }
+    }
+
+    @Test
     void udpAnswerLargerThanTheClientAcceptsIsTruncatedAndTheTcpRetryGetsItAll() throws IOException {
         FakeUpstream.Behaviour big = (query, connection) ->
                 new FakeUpstream.Answer(FakeUpstream.answerTxt(query, 10, 200), Duration.ZERO);

@@ -71,7 +71,9 @@ public final class FakeUpstream implements AutoCloseable {
     private volatile Behaviour behaviour;
     private final Channel server;
 
-    private FakeUpstream(TestCa.Issued certificate, Behaviour behaviour) throws IOException {
+    private final List<Integer> frameLengths = new CopyOnWriteArrayList<>();
+
+    private FakeUpstream(TestCa.Issued certificate, Behaviour behaviour, int port) throws IOException {
         this.behaviour = behaviour;
         SslContext ssl = SslContextBuilder.forServer(certificate.key(), certificate.certificate())
                 .protocols("TLSv1.3", "TLSv1.2").build();
@@ -94,13 +96,18 @@ public final class FakeUpstream implements AutoCloseable {
                                 new LengthFieldPrepender(2), new Responder(index));
                     }
                 })
-                .bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0))
+                .bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), port))
                 .syncUninterruptibly().channel();
     }
 
     public static FakeUpstream start(TestCa.Issued certificate, Behaviour behaviour) {
+        return start(certificate, behaviour, 0);
+    }
+
+    /** Starts on a given loopback port, e.g. to bring a stopped resolver back where it was. */
+    public static FakeUpstream start(TestCa.Issued certificate, Behaviour behaviour, int port) {
         try {
-            return new FakeUpstream(certificate, behaviour);
+            return new FakeUpstream(certificate, behaviour, port);
         } catch (IOException e) {
             throw new IllegalStateException(e);
         }
@@ -168,6 +175,20 @@ public final class FakeUpstream implements AutoCloseable {
         return queryConnections;
     }
 
+    /** Length of each query message as it arrived, in arrival order. */
+    public List<Integer> frameLengths() {
+        return frameLengths;
+    }
+
+    /** Answers with SERVFAIL. */
+    public static Behaviour servfail() {
+        return (query, connection) -> {
+            Message answer = reply(query);
+            answer.getHeader().setRcode(Rcode.SERVFAIL);
+            return new Answer(answer, Duration.ZERO);
+        };
+    }
+
     public int connectionsAccepted() {
         return connections.get();
     }
@@ -211,6 +232,7 @@ public final class FakeUpstream implements AutoCloseable {
         public void channelRead(ChannelHandlerContext ctx, Object msg) throws IOException {
             ByteBuf frame = (ByteBuf) msg;
             Message query;
+            frameLengths.add(frame.readableBytes());
             try {
                 query = new Message(ByteBufUtil.getBytes(frame));
             } finally {

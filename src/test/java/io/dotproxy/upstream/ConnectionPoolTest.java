@@ -1,0 +1,99 @@
+package io.dotproxy.upstream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.dotproxy.testing.DnsClient;
+import io.dotproxy.testing.FakeUpstream;
+import io.dotproxy.testing.ProxyHarness;
+import io.dotproxy.testing.TestCa;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.Test;
+import org.xbill.DNS.Message;
+import org.xbill.DNS.OPTRecord;
+import org.xbill.DNS.Rcode;
+import org.xbill.DNS.Type;
+
+/** The pool of pipelined DoT connections: reuse, its size limit, resumption, padding. */
+class ConnectionPoolTest {
+    private static final TestCa CA = TestCa.create();
+    private static final TestCa.Issued GOOD = CA.issue(List.of(ProxyHarness.TLS_NAME), List.of());
+
+    @Test
+    void tenThousandQueriesFromFiftyClientsOpenNoMoreThanThePoolSize() throws Exception {
+        int poolSize = 2;
+        try (FakeUpstream upstream = FakeUpstream.start(GOOD, FakeUpstream.answering());
+             ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).poolSize(poolSize).maxInFlight(8).start()) {
+            ExecutorService clients = Executors.newFixedThreadPool(50);
+            try {
+                List<Future<Integer>> results = new ArrayList<>();
+                for (int client = 0; client < 50; client++) {
+                    int id = client;
+                    results.add(clients.submit(() -> {
+                        int answered = 0;
+                        for (int i = 0; i < 200; i++) {
+                            Message query = DnsClient.query("c" + id + "-" + i + ".example.");
+                            Message answer = i % 10 == 0 ? DnsClient.tcp(proxy.port(), query) : DnsClient.udp(proxy.port(), query);
+                            if (answer.getRcode() == Rcode.NOERROR && answer.getHeader().getID() == query.getHeader().getID()) {
+                                answered++;
+                            }
+                        }
+                        return answered;
+                    }));
+                }
+                int answered = 0;
+                for (Future<Integer> result : results) {
+                    answered += result.get();
+                }
+                assertEquals(10_000, answered);
+            } finally {
+                clients.shutdownNow();
+            }
+            assertEquals(10_000, upstream.queries().size());
+            assertTrue(upstream.connectionsAccepted() <= poolSize, "connections: " + upstream.connectionsAccepted());
+            assertTrue(upstream.handshakesCompleted() <= poolSize, "handshakes: " + upstream.handshakesCompleted());
+            assertEquals(upstream.handshakesCompleted(), proxy.count("dotproxy.upstream.handshakes"));
+        }
+    }
+
+    @Test
+    void reconnectAfterAnIdleCloseResumesTheTlsSession() throws Exception {
+        try (FakeUpstream upstream = FakeUpstream.start(GOOD, FakeUpstream.answering());
+             ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).idleTimeout(Duration.ofMillis(200)).start()) {
+            assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("one.example.")).getRcode());
+            long giveUp = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+            while (proxy.gauge("dotproxy.upstream.connections") > 0 && System.nanoTime() < giveUp) {
+                Thread.sleep(20);
+            }
+            assertEquals(0, proxy.gauge("dotproxy.upstream.connections"), "idle connection closed");
+            assertEquals(0, proxy.count("dotproxy.upstream.errors", "result", "closed"), "an idle close is not an error");
+
+            assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("two.example.")).getRcode());
+            assertEquals(2, upstream.connectionsAccepted());
+            assertEquals(2, proxy.count("dotproxy.upstream.handshakes"));
+            assertEquals(1, proxy.count("dotproxy.upstream.handshakes.resumed"), "second handshake resumed the first session");
+        }
+    }
+
+    @Test
+    void queriesWithEdnsArePaddedToBlocksOf128Octets() throws Exception {
+        try (FakeUpstream upstream = FakeUpstream.start(GOOD, FakeUpstream.answering());
+             ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).start()) {
+            Message withEdns = DnsClient.query("padded.example.", Type.A, 1232);
+            Message plain = DnsClient.query("not-padded.example.", Type.A, 0);
+            assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), withEdns).getRcode());
+            assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), plain).getRcode());
+
+            assertEquals(128, upstream.frameLengths().get(0));
+            OPTRecord opt = upstream.queries().get(0).getOPT();
+            assertEquals(1, opt.getOptions(12).size(), "one Padding option (RFC 7830)");
+            assertEquals(withEdns.getQuestion(), upstream.queries().get(0).getQuestion());
+            assertEquals(plain.toWire().length, upstream.frameLengths().get(1), "no EDNS, nowhere to pad");
+        }
+    }
+}

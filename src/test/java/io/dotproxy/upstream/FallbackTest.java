@@ -1,0 +1,132 @@
+package io.dotproxy.upstream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.dotproxy.testing.DnsClient;
+import io.dotproxy.testing.FakePlainServer;
+import io.dotproxy.testing.FakeUpstream;
+import io.dotproxy.testing.ProxyHarness;
+import io.dotproxy.testing.TestCa;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.time.Duration;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+import org.xbill.DNS.ARecord;
+import org.xbill.DNS.Message;
+import org.xbill.DNS.Rcode;
+import org.xbill.DNS.Section;
+import org.xbill.DNS.Type;
+
+/** Every DoT upstream down: clear-text fallback when (and only when) it is configured. */
+class FallbackTest {
+    private static final TestCa CA = TestCa.create();
+    private static final TestCa.Issued GOOD = CA.issue(List.of(ProxyHarness.TLS_NAME), List.of());
+
+    private static int closedPort() throws Exception {
+        try (ServerSocket probe = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            return probe.getLocalPort();
+        }
+    }
+
+    private static String address(Message answer) {
+        return ((ARecord) answer.getSection(Section.ANSWER).get(0)).getAddress().getHostAddress();
+    }
+
+    @Test
+    void withFallbackQueriesAreAnsweredInClearOnlyWhileEveryDotUpstreamIsDown() throws Exception {
+        int dotPort = closedPort();
+        try (FakePlainServer plain = new FakePlainServer(q -> FakeUpstream.answerA(q, "192.0.2.53"));
+             ProxyHarness proxy = ProxyHarness.builder(CA)
+                     .upstream("127.0.0.1:" + dotPort + "#" + ProxyHarness.TLS_NAME)
+                     .fallback(plain.address())
+                     .attemptTimeout(Duration.ofMillis(300))
+                     .firstBackOff(Duration.ofMillis(200))
+                     .start()) {
+            Set<Integer> idsSeen = new HashSet<>();
+            for (int i = 0; i < 5; i++) {
+                Message query = DnsClient.query("fb" + i + ".example.");
+                query.getHeader().setID(7);
+                Message answer = DnsClient.udp(proxy.port(), query);
+                assertEquals(Rcode.NOERROR, answer.getRcode());
+                assertEquals(7, answer.getHeader().getID());
+                assertEquals("192.0.2.53", address(answer));
+            }
+            plain.udpQueries().forEach(q -> idsSeen.add(q.getHeader().getID()));
+            assertTrue(idsSeen.size() >= 4, "fresh random IDs, not the client's: " + idsSeen);
+            assertTrue(proxy.count("dotproxy.upstream.fallback.queries") >= 4);
+            assertTrue(proxy.upstreams().usingFallback());
+
+            // The DoT upstream comes back: the fallback is left by itself.
+            try (FakeUpstream dot = FakeUpstream.start(GOOD, (q, c) ->
+                    new FakeUpstream.Answer(FakeUpstream.answerA(q, "192.0.2.1"), Duration.ZERO), dotPort)) {
+                long giveUp = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+                String from = "";
+                while (!from.equals("192.0.2.1") && System.nanoTime() < giveUp) {
+                    from = address(DnsClient.udp(proxy.port(), DnsClient.query("back.example.")));
+                    Thread.sleep(50);
+                }
+                assertEquals("192.0.2.1", from);
+                int plainBefore = plain.packetsReceived();
+                for (int i = 0; i < 5; i++) {
+                    assertEquals("192.0.2.1", address(DnsClient.udp(proxy.port(), DnsClient.query("dot" + i + ".example."))));
+                }
+                assertEquals(plainBefore, plain.packetsReceived(), "no clear text once DoT works");
+                assertTrue(!proxy.upstreams().usingFallback());
+            }
+        }
+    }
+
+    @Test
+    void fallbackRetriesOverTcpWhenTruncatedAndIgnoresSpoofedAnswers() throws Exception {
+        try (FakePlainServer plain = new FakePlainServer(q -> FakeUpstream.answerTxt(q, 6, 200));
+             ProxyHarness proxy = ProxyHarness.builder(CA)
+                     .upstream("127.0.0.1:" + closedPort() + "#" + ProxyHarness.TLS_NAME)
+                     .fallback(plain.address())
+                     .start()) {
+            plain.sendDecoyFirst();
+            Message query = DnsClient.query("big.example.", Type.TXT, 0);
+            Message answer = DnsClient.tcp(proxy.port(), query);
+            assertEquals(Rcode.NOERROR, answer.getRcode());
+            assertEquals(6, answer.getSection(Section.ANSWER).size());
+            assertEquals(1, plain.tcpQueries().size(), "TC over UDP, then TCP");
+            assertTrue(proxy.count("dotproxy.upstream.errors", "result", "mismatch") >= 1, "the decoy was dropped");
+        }
+    }
+
+    @Test
+    void withoutFallbackEveryDotUpstreamDownMeansServfailInTimeAndNoClearText() throws Exception {
+        try (FakePlainServer plain = new FakePlainServer(q -> FakeUpstream.answerA(q, "192.0.2.53"));
+             ProxyHarness proxy = ProxyHarness.builder(CA)
+                     .upstream("127.0.0.1:" + closedPort() + "#" + ProxyHarness.TLS_NAME)
+                     .upstream("127.0.0.1:" + closedPort() + "#" + ProxyHarness.TLS_NAME)
+                     .timeout(Duration.ofMillis(800))
+                     .start()) {
+            for (int i = 0; i < 5; i++) {
+                long started = System.nanoTime();
+                Message answer = DnsClient.udp(proxy.port(), DnsClient.query("strict" + i + ".example."));
+                assertEquals(Rcode.SERVFAIL, answer.getRcode());
+                assertTrue(Duration.ofNanos(System.nanoTime() - started).compareTo(Duration.ofMillis(800 + 500)) < 0);
+            }
+            assertEquals(0, plain.packetsReceived());
+            assertEquals(0, proxy.count("dotproxy.upstream.fallback.queries"));
+        }
+    }
+
+    @Test
+    void allDownCanBeToldToServfailAtOnce() throws Exception {
+        try (ProxyHarness proxy = ProxyHarness.builder(CA)
+                .upstream("127.0.0.1:" + closedPort() + "#" + ProxyHarness.TLS_NAME)
+                .servfailWhenAllDown()
+                .firstBackOff(Duration.ofSeconds(5))
+                .start()) {
+            assertEquals(Rcode.SERVFAIL, DnsClient.udp(proxy.port(), DnsClient.query("a.example.")).getRcode());
+            double attempts = proxy.count("dotproxy.upstream.requests");
+            assertEquals(Rcode.SERVFAIL, DnsClient.udp(proxy.port(), DnsClient.query("b.example.")).getRcode());
+            assertEquals(attempts, proxy.count("dotproxy.upstream.requests"), "nothing sent while down");
+        }
+    }
+}
