@@ -22,7 +22,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import io.micrometer.core.instrument.MeterRegistry;
-import io.netty.channel.EventLoopGroup;
 import io.netty.util.NetUtil;
 import io.quarkus.runtime.Quarkus;
 import io.quarkus.runtime.ShutdownEvent;
@@ -113,7 +112,11 @@ public class Setup {
         } catch (IllegalArgumentException e) {
             throw new ConfigError("dotproxy.tls.ca-file", caFile.map(Path::toString).orElse(""), e.getMessage());
         }
-        EventLoopGroup loops = vertx.nettyEventLoopGroup();
+        // The whole DNS path (listeners, client connections, upstream connections, timers) runs on
+        // one event loop: a query and its answer never change threads. Measured on this machine,
+        // handing each query and answer between two loops cost ~5x the CPU per query on UDP.
+        // Scale out with replicas (or, later, one such loop per core with SO_REUSEPORT).
+        EventLoop dnsLoop = vertx.nettyEventLoopGroup().next();
         GroupMetrics groupMetrics = new GroupMetrics(registry);
         Duration firstBackOff = Duration.ofSeconds(1);
         Duration maxBackOff = Duration.ofMinutes(5);
@@ -123,7 +126,7 @@ public class Setup {
             DotUpstream.Settings settings = new DotUpstream.Settings(attemptTimeout, upstreamIdle, maxInFlight, poolSize,
                     handshakeRate, handshakeBurst, pins.getOrDefault(address.tlsName().toLowerCase(Locale.ROOT), Set.of()));
             UpstreamMetrics metrics = new UpstreamMetrics(registry, address.toString());
-            EventLoop loop = loops.next();
+            EventLoop loop = dnsLoop;
             members.add(new Member(new DotUpstream(address, tls, loop, settings, metrics),
                     new UpstreamHealth(address.toString(), loop, firstBackOff, maxBackOff, metrics), attemptTimeout));
         }
@@ -131,22 +134,22 @@ public class Setup {
         if (!fallback.isEmpty()) {
             List<Member> plainMembers = new ArrayList<>();
             for (InetSocketAddress server : fallback) {
-                EventLoop loop = loops.next();
+                EventLoop loop = dnsLoop;
                 UpstreamMetrics metrics = new UpstreamMetrics(registry, NetUtil.toSocketAddressString(server) + "#plain");
                 PlainUpstream upstream = new PlainUpstream(server, loop, metrics);
                 plainMembers.add(new Member(upstream, new UpstreamHealth(upstream.name(), loop, firstBackOff, maxBackOff, metrics), attemptTimeout));
             }
             plain = new Upstreams(plainMembers, new Policy.Failover(),
-                    new Upstreams.Settings(attemptTimeout, false, false, Duration.ZERO, 0, true), null, loops.next(), groupMetrics);
+                    new Upstreams.Settings(attemptTimeout, false, false, Duration.ZERO, 0, true), null, dnsLoop, groupMetrics);
             LOG.warnf("Plain DNS fallback configured (%s): used only while every DoT upstream is down", fallback);
         }
         upstreams = new Upstreams(members, policy, new Upstreams.Settings(attemptTimeout,
                 retryOn.contains("servfail"), retryOn.contains("refused"), hedgeDelay, hedgeShare, tryWhenAllDown),
-                plain, loops.next(), groupMetrics);
+                plain, dnsLoop, groupMetrics);
         ServerMetrics serverMetrics = new ServerMetrics(registry);
         QueryPipeline pipeline = new QueryPipeline(upstreams, timeout, maxPayload, serverMetrics);
         ProxyServer proxy = new ProxyServer(new ProxyServer.Settings(host, port, tcpIdle, maxConnections),
-                pipeline, serverMetrics, loops);
+                pipeline, serverMetrics, dnsLoop);
         proxy.start();
         server = proxy;
         LOG.infof("Forwarding over DNS-over-TLS to %s (policy %s)", addresses, config.policy());

@@ -81,6 +81,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
     private boolean ready;
     private boolean closed;
     private boolean sweepScheduled;
+    private long lastReadNanos = System.nanoTime();
 
     private DotConnection(EventLoop loop, Owner owner, UpstreamMetrics metrics, int maxInFlight) {
         this.loop = loop;
@@ -224,6 +225,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        lastReadNanos = System.nanoTime();
         ByteBuf answer = (ByteBuf) msg;
         int start = answer.readerIndex();
         if (answer.readableBytes() < Header.LENGTH || !Header.isResponse(answer, start)) {
@@ -317,12 +319,16 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         }
         long now = System.nanoTime();
         int kept = 0;
+        boolean silentSinceWritten = false;
         for (int i = 0; i < pending.size(); i++) {
             InFlight query = pending.get(i);
             if (query.isDone()) {
                 continue;
             }
             if (now - query.deadlineNanos >= 0) {
+                // Written, timed out, and nothing at all read since: the path may be dead
+                // (a NAT or load balancer that dropped the flow without a reset).
+                silentSinceWritten |= ready && query.sentAtNanos != 0 && query.sentAtNanos - lastReadNanos > 0;
                 byId[query.upstreamId] = null;
                 inFlight--;
                 query.fail(UpstreamFailure.TIMEOUT);
@@ -334,6 +340,10 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         pending.subList(kept, pending.size()).clear();
         if (!pending.isEmpty()) {
             scheduleSweep();
+        }
+        if (silentSinceWritten) {
+            closeQuietly(); // its other queries are resent on a fresh connection
+            return;
         }
         if (freed) {
             owner.roomFreed(this);

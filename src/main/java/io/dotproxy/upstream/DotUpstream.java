@@ -111,7 +111,8 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
 
     private void dispatch(InFlight query) {
         if (System.nanoTime() - query.deadlineNanos >= 0) {
-            query.fail(UpstreamFailure.TIMEOUT);
+            // Expired before it was written: our own backlog, not the upstream's health.
+            query.fail(query.sends == 0 ? UpstreamFailure.OVERLOADED : UpstreamFailure.TIMEOUT);
             return;
         }
         if (closed) {
@@ -168,7 +169,7 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
         while (!waiting.isEmpty() && connection.hasRoom() && connection.isReady()) {
             InFlight query = waiting.poll();
             if (System.nanoTime() - query.deadlineNanos >= 0) {
-                query.fail(UpstreamFailure.TIMEOUT);
+                query.fail(query.sends == 0 ? UpstreamFailure.OVERLOADED : UpstreamFailure.TIMEOUT);
             } else {
                 connection.send(query);
             }
@@ -188,7 +189,7 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
         long now = System.nanoTime();
         waiting.removeIf(query -> {
             if (now - query.deadlineNanos >= 0) {
-                query.fail(UpstreamFailure.TIMEOUT);
+                query.fail(query.sends == 0 ? UpstreamFailure.OVERLOADED : UpstreamFailure.TIMEOUT);
                 return true;
             }
             return false;

@@ -17,17 +17,21 @@ final class LatencyTracker {
 
     private final long[] ring = new long[SAMPLES];
     private final long[] sorted = new long[SAMPLES];
-    private int count;
+    private int next;
+    private int filled;
+    private int sinceRecompute;
     private volatile long smoothedNanos;
     private volatile long p95Nanos;
 
     void record(long rttNanos) {
         long previous = smoothedNanos;
         smoothedNanos = previous == 0 ? rttNanos : (long) (previous + ALPHA * (rttNanos - previous));
-        ring[count % SAMPLES] = rttNanos;
-        count++;
-        if (count % RECOMPUTE_EVERY == 0 || count < RECOMPUTE_EVERY) {
-            int n = Math.min(count, SAMPLES);
+        ring[next] = rttNanos;
+        next = (next + 1) % SAMPLES;
+        filled = Math.min(filled + 1, SAMPLES);
+        if (++sinceRecompute >= RECOMPUTE_EVERY || filled < RECOMPUTE_EVERY) {
+            sinceRecompute = 0;
+            int n = filled;
             System.arraycopy(ring, 0, sorted, 0, n);
             Arrays.sort(sorted, 0, n);
             p95Nanos = sorted[Math.min(n - 1, (int) Math.ceil(n * 0.95) - 1)];

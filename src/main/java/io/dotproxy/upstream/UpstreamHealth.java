@@ -48,6 +48,7 @@ public final class UpstreamHealth {
     private Prober prober;
 
     private volatile State state = State.UP;
+    private volatile boolean closed;
     private volatile long lastFailureNanos = Long.MIN_VALUE;
     private int consecutiveFailures;
     private int timesDown;
@@ -59,6 +60,11 @@ public final class UpstreamHealth {
         this.maxBackOff = maxBackOff;
         this.metrics = metrics;
         metrics.trackState(this);
+    }
+
+    /** Stops probing: the upstream is being closed. */
+    void close() {
+        closed = true;
     }
 
     void setProber(Prober prober) {
@@ -116,8 +122,8 @@ public final class UpstreamHealth {
     }
 
     private void open(UpstreamFailure cause) {
-        if (state == State.DOWN) {
-            return; // a probe is already scheduled
+        if (state == State.DOWN || closed) {
+            return; // a probe is already scheduled, or none is wanted any more
         }
         if (state == State.UP) {
             LOG.warnf("Upstream %s is down (%s); probing it with back-off", name, cause.tag());
@@ -133,7 +139,7 @@ public final class UpstreamHealth {
     }
 
     private void probe() {
-        if (state != State.DOWN || prober == null) {
+        if (state != State.DOWN || prober == null || closed) {
             return; // real traffic already brought it back
         }
         state = State.HALF_OPEN;

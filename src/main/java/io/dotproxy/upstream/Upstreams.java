@@ -95,6 +95,7 @@ public final class Upstreams implements Upstream {
 
     @Override
     public void close() {
+        members.forEach(m -> m.health().close());
         members.forEach(m -> m.upstream().close());
         if (fallback != null) {
             fallback.close();
@@ -117,13 +118,23 @@ public final class Upstreams implements Upstream {
         private ScheduledFuture<?> hedgeTimer;
 
         Query(ByteBuf query, Message parsed, long deadlineNanos, QueryCallback callback) {
-            this.query = query;
+            // Our own reference: attempts may still read the query after the client's answer went
+            // out (a losing hedge moving on, the fallback's next server), until the last one settles.
+            this.query = query.retain();
             this.parsed = parsed;
             this.deadlineNanos = deadlineNanos;
             this.callback = callback;
         }
 
         synchronized void start() {
+            try {
+                startAttempts();
+            } finally {
+                releaseWhenSettled();
+            }
+        }
+
+        private void startAttempts() {
             Member first = launchNext();
             if (first != null && !done && settings.hedgeMinDelay().toNanos() > 0 && hasCandidate()) {
                 long delay = Math.max(settings.hedgeMinDelay().toNanos(), first.latency().p95Nanos());
@@ -134,8 +145,8 @@ public final class Upstreams implements Upstream {
         }
 
         private synchronized void hedge() {
-            if (done || hedged || !hedgeBudget.tryHedge()) {
-                return;
+            if (done || hedged || !hasCandidate() || !hedgeBudget.tryHedge()) {
+                return; // a hedge only ever goes to another healthy upstream
             }
             hedged = true;
             metrics.hedged();
@@ -177,7 +188,8 @@ public final class Upstreams implements Upstream {
             }
             int index = members.indexOf(member);
             tried[index] = true;
-            boolean last = !hasCandidate() && !(allDown() && (fallback != null || settings.tryWhenAllDown()));
+            boolean last = !hasCandidate() && !(allDown() && fallback != null && !fellBack)
+                    && !(allDown() && settings.tryWhenAllDown() && leastRecentlyFailedUntried() != null);
             long attemptDeadline = last ? deadlineNanos : Math.min(deadlineNanos, now + settings.attemptTimeout().toNanos());
             if (deadlineNanos - attemptDeadline < 0) {
                 attemptDeadline = deadlineNanos;
@@ -226,8 +238,26 @@ public final class Upstreams implements Upstream {
             return best;
         }
 
+        private boolean released;
+
+        /** Drops our reference to the query once it is answered and no attempt is out. */
+        private void releaseWhenSettled() {
+            if (done && outstanding == 0 && !released) {
+                released = true;
+                query.release();
+            }
+        }
+
         synchronized void answered(ByteBuf answer) {
             outstanding--;
+            try {
+                onAnswer(answer);
+            } finally {
+                releaseWhenSettled();
+            }
+        }
+
+        private void onAnswer(ByteBuf answer) {
             if (done) {
                 answer.release(); // the other attempt won
                 return;
@@ -248,14 +278,18 @@ public final class Upstreams implements Upstream {
 
         synchronized void failed(UpstreamFailure failure) {
             outstanding--;
-            if (done) {
-                return;
-            }
-            lastFailure = failure;
-            if (timeLeft()) {
-                launchNext();
-            } else {
-                finishIfIdle();
+            try {
+                if (done) {
+                    return;
+                }
+                lastFailure = failure;
+                if (timeLeft()) {
+                    launchNext();
+                } else {
+                    finishIfIdle();
+                }
+            } finally {
+                releaseWhenSettled();
             }
         }
 
@@ -310,11 +344,14 @@ public final class Upstreams implements Upstream {
 
         @Override
         public void onAnswer(ByteBuf answer) {
-            if (member != null) {
-                member.latency().record(System.nanoTime() - startedNanos);
-                member.health().succeeded();
+            try {
+                if (member != null) {
+                    member.latency().record(System.nanoTime() - startedNanos);
+                    member.health().succeeded();
+                }
+            } finally {
+                query.answered(answer);
             }
-            query.answered(answer);
         }
 
         @Override

@@ -53,6 +53,24 @@ class UpstreamFaultTest {
     }
 
     @Test
+    void connectionThatReadsNothingAfterATimeoutIsRetiredAndTheNextQueryUsesAFreshOne() throws IOException {
+        FakeUpstream.Behaviour deadFirstPath = (query, connection) -> connection == 0
+                ? new FakeUpstream.Silence()
+                : new FakeUpstream.Answer(FakeUpstream.answerA(query, "192.0.2.8"), Duration.ZERO);
+        try (FakeUpstream upstream = FakeUpstream.start(GOOD, deadFirstPath);
+             ProxyHarness proxy = ProxyHarness.start(CA, Duration.ofMillis(400), upstream)) {
+            assertEquals(Rcode.SERVFAIL, DnsClient.udp(proxy.port(), DnsClient.query("lost.example.")).getRcode());
+            long giveUp = System.nanoTime() + Duration.ofSeconds(3).toNanos();
+            int rcode = Rcode.SERVFAIL;
+            while (rcode != Rcode.NOERROR && System.nanoTime() < giveUp) {
+                rcode = DnsClient.udp(proxy.port(), DnsClient.query("found.example.")).getRcode();
+            }
+            assertEquals(Rcode.NOERROR, rcode);
+            assertEquals(2, upstream.connectionsAccepted(), "the silent connection was replaced");
+        }
+    }
+
+    @Test
     void answerToAnotherQuestionIsIgnoredAndCounted() throws IOException {
         FakeUpstream.Behaviour confused = (query, connection) -> {
             Message other = FakeUpstream.answerA(DnsClient.query("other.example."), "192.0.2.66");

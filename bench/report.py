@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Turns the raw dnsperf outputs of bench/run.sh into a Markdown report: medians of the repeats,
+and ratios of dot-proxy to the best peer and to the upstream's own DoT ceiling."""
+import re
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+raw = Path(sys.argv[1])
+PEERS = ["dnsdist", "kresd", "unbound", "stubby"]
+SCENARIOS = {
+    "miss-udp": "Cache misses, UDP, maximum throughput (unique names)",
+    "miss-tcp": "Cache misses, TCP, maximum throughput (unique names)",
+    "rate-udp": "Fixed 2,000 q/s over UDP: latency (unique A names, 1 in 10 a 700/1,700/3,300-octet TXT)",
+    "hot-udp": "Cache hits, UDP, maximum throughput (1,000 names)",
+}
+
+
+def parse(path):
+    text = path.read_text(errors="replace")
+    def number(pattern, default=0.0):
+        m = re.search(pattern, text)
+        return float(m.group(1)) if m else default
+    run = {
+        "qps": number(r"Queries per second:\s+([\d.]+)"),
+        "sent": number(r"Queries sent:\s+(\d+)"),
+        "lost": number(r"Queries lost:\s+(\d+)"),
+        "avg_ms": number(r"Average Latency \(s\):\s+([\d.]+)") * 1000,
+        "completed": number(r"Queries completed:\s+(\d+)"),
+    }
+    latencies = sorted(float(m.group(1)) for m in re.finditer(r"^> \S+ \S+ \S+ ([\d.]+)$", text, re.M))
+    if latencies:
+        run["p50_ms"] = latencies[len(latencies) // 2] * 1000
+        run["p99_ms"] = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+    m = re.search(r"^proxy_cpu_seconds (\d+) (\d+)$", text, re.M)
+    if m and float(m.group(1)) > 0:
+        run["per_cpu_s"] = run["completed"] / (float(m.group(1)) / float(m.group(2)))
+    codes = re.search(r"Response codes:\s+(.*)", text)
+    run["codes"] = codes.group(1).strip() if codes else "none"
+    return run
+
+
+runs = defaultdict(list)
+for path in sorted(raw.glob("*.txt")):
+    if path.name == "meta.txt":
+        continue
+    proxy, scenario, _ = path.name.rsplit(".", 3)[:3]
+    runs[(proxy, scenario)].append(parse(path))
+
+
+def median(proxy, scenario, key):
+    values = [r[key] for r in runs.get((proxy, scenario), []) if key in r]
+    return statistics.median(values) if values else None
+
+
+meta = defaultdict(list)
+for line in (raw / "meta.txt").read_text().splitlines():
+    key, _, value = line.partition(" ")
+    meta[key].append(value)
+rss = {v.split()[0]: (int(v.split()[1]) / 1024, int(v.split()[2]) / 1024) for v in meta["rss"]}
+ready = {v.split()[0]: int(v.split()[1]) for v in meta["ready"]}
+proxies = [p for p in ["dot-proxy"] + PEERS if any(k[0] == p for k in runs)]
+
+
+def fmt(value, digits=1):
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+out = []
+out.append("# dot-proxy benchmark\n")
+out.append(f"Run {meta['date'][0]} on {meta['machine'][0]}; pinning: {meta['pinning'][0]}; "
+           f"{meta['repeats'][0]} runs of {meta['seconds'][0]} s per cell, medians shown.\n")
+out.append("Versions: " + "; ".join(meta["version"]) + ".\n")
+ceiling = median("ceiling", "miss-dot", "qps")
+out.append(f"Ceiling (dnsperf -m dot straight at the upstream, unique names): **{fmt(ceiling, 0)} q/s**.\n")
+
+for scenario, title in SCENARIOS.items():
+    out.append(f"\n## {title}\n")
+    out.append("| proxy | q/s | avg ms | p50 ms | p99 ms | lost | answers per CPU-s | RSS MiB | codes |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for proxy in proxies:
+        cells = runs.get((proxy, scenario), [])
+        codes = cells[len(cells) // 2]["codes"] if cells else "—"
+        out.append(f"| {proxy} | {fmt(median(proxy, scenario, 'qps'), 0)} | {fmt(median(proxy, scenario, 'avg_ms'), 3)} "
+                   f"| {fmt(median(proxy, scenario, 'p50_ms'), 3)} | {fmt(median(proxy, scenario, 'p99_ms'), 3)} "
+                   f"| {fmt(median(proxy, scenario, 'lost'), 0)} | {fmt(median(proxy, scenario, 'per_cpu_s'), 0)} "
+                   f"| {fmt(rss.get(proxy, (None,))[0], 0)} | {codes} |")
+    peers = [(median(p, scenario, "qps"), p) for p in PEERS if median(p, scenario, "qps")]
+    ours = median("dot-proxy", scenario, "qps")
+    if peers and ours:
+        best, who = max(peers)
+        line = f"\ndot-proxy / best peer ({who}): **{ours / best:.2f}×** q/s"
+        if scenario.startswith("miss") and ceiling:
+            line += f"; dot-proxy / ceiling: **{ours / ceiling:.2f}×**"
+        if scenario == "rate-udp":
+            p99s = [(median(p, scenario, "p99_ms"), p) for p in PEERS if median(p, scenario, "p99_ms")]
+            our_p99 = median("dot-proxy", scenario, "p99_ms")
+            if p99s and our_p99:
+                best_p99, who99 = min(p99s)
+                line += f"; p99 dot-proxy {our_p99:.3f} ms vs best peer {who99} {best_p99:.3f} ms (**{our_p99 / best_p99:.2f}×**, lower is better)"
+        out.append(line + ".")
+
+out.append("\n## Footprint and steady state\n")
+for proxy in proxies:
+    if proxy in rss:
+        out.append(f"- {proxy}: RSS after the runs {rss[proxy][0]:.0f} MiB, peak {rss[proxy][1]:.0f} MiB; "
+                   f"answering {ready.get(proxy, '—')} ms after start.")
+for value in meta["handshakes"]:
+    name, before, after = value.split()
+    out.append(f"- {name}: TLS handshakes during the measured runs: {int(float(after) - float(before))} "
+               f"(total {int(float(after))}, all before the first measured run).")
+out.append("\nCommand: `bash bench/run.sh` (see its header for the dnsperf arguments of each scenario).")
+print("\n".join(out))

@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# dot-proxy benchmark: this proxy side by side with dnsdist, Knot Resolver (kresd), unbound (as a
+# forwarder) and stubby, all forwarding over DNS-over-TLS to the same unbound upstream on loopback,
+# driven by dnsperf. Writes a Markdown report to bench/results/ and prints it.
+#
+#   bash bench/run.sh                 # everything (installs Debian packages when missing)
+#   BENCH_SECONDS=5 BENCH_REPEATS=1 BENCH_PROXIES="dot-proxy kresd" bash bench/run.sh
+#
+# Scenarios, each repeated BENCH_REPEATS times (the report gives medians):
+# Each proxy first gets an unrecorded warm-up (BENCH_WARMUP seconds, default 10: JIT, TLS, caches).
+#   miss-udp / miss-tcp  maximum throughput, every name new to the run (cache misses), UDP / TCP
+#   rate-udp             fixed 2,000 q/s, unique A names plus large TXT answers: latency percentiles
+#   hot-udp              maximum throughput over 1,000 names asked again and again (cache hits)
+#   ceiling              dnsperf -m dot straight at the upstream: what any proxy could reach at most
+# On two or more cores the load generator and the upstream share CPU 0 and the proxy has CPU 1.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+seconds=${BENCH_SECONDS:-8}
+repeats=${BENCH_REPEATS:-3}
+warmup=${BENCH_WARMUP:-10}
+proxies=${BENCH_PROXIES:-"dot-proxy dnsdist kresd unbound stubby"}
+work=$(mktemp -d /tmp/dot-proxy-bench.XXXXXX)
+raw=$work/raw
+mkdir -p "$raw" "$here/results"
+declare -A port=([dot-proxy]=5301 [dnsdist]=5302 [kresd]=5303 [unbound]=5304 [stubby]=5305)
+pids=()
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+# --- what the benchmark needs -------------------------------------------------------------------
+need=()
+for cmd in dnsperf:dnsperf unbound:unbound stubby:stubby dnsdist:dnsdist kresd:knot-resolver \
+           kdig:knot-dnsutils openssl:openssl gcc:gcc python3:python3 taskset:util-linux; do
+  command -v "${cmd%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${cmd%%:*}" ] || need+=("${cmd#*:}")
+done
+if ((${#need[@]})); then
+  log "installing ${need[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# Package scripts may start the peers as system services; they would compete for the CPUs.
+for service in unbound stubby dnsdist kresd@1; do
+  systemctl stop "$service" >/dev/null 2>&1 || true
+done
+
+if [ "$(nproc)" -ge 2 ]; then
+  load_cpu=(taskset -c 0); proxy_cpu=(taskset -c 1); pinning="load generator and upstream on CPU 0, proxy on CPU 1"
+else
+  load_cpu=(); proxy_cpu=(); pinning="none (one CPU)"
+fi
+
+# --- the proxy under test -----------------------------------------------------------------------
+jar=$root/target/quarkus-app/quarkus-run.jar
+if [ ! -f "$jar" ] || [ -n "${BENCH_BUILD:-}" ]; then
+  log "building dot-proxy"
+  (cd "$root" && ./mvnw -q -B package -DskipTests)
+fi
+
+# --- test CA, upstream certificate, zone, query files --------------------------------------------
+log "work folder $work"
+gcc -shared -fPIC -O2 -o "$work/nodelay.so" "$here/nodelay.c" -ldl
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ca.key" \
+  -out "$work/ca.pem" -days 30 -subj "/CN=dot-proxy bench CA" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/up.key" \
+  -out "$work/up.csr" -subj "/CN=bench.test" 2>/dev/null
+printf 'subjectAltName=DNS:bench.test,IP:127.0.0.1\n' > "$work/ext.cnf"
+openssl x509 -req -in "$work/up.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
+  -out "$work/up.pem" -days 30 -extfile "$work/ext.cnf" 2>/dev/null
+python3 "$here/gen.py" zone "$work"
+seed=0
+fresh() { # mode count -> a query file of names never asked before in this run
+  seed=$((seed + 1))
+  python3 "$here/gen.py" "$1" "$work/$1-$seed.txt" "$2" "$seed"
+  rm -f "$work/$1-$((seed - 1)).txt"
+  echo "$work/$1-$seed.txt"
+}
+miss_count=$(( seconds * 100000 ))
+
+common_unbound="  do-daemonize: no
+  username: \"\"
+  chroot: \"\"
+  directory: \"$work\"
+  pidfile: \"\"
+  use-syslog: no
+  logfile: \"\"
+  verbosity: 0
+  access-control: 127.0.0.0/8 allow"
+
+cat > "$work/upstream.conf" <<CONF
+server:
+  interface: 127.0.0.1@8853
+  tls-port: 8853
+  tls-service-key: "$work/up.key"
+  tls-service-pem: "$work/up.pem"
+  num-threads: 1
+  incoming-num-tcp: 256
+  tcp-idle-timeout: 120000
+$common_unbound
+$(cat "$work/zone.conf")
+remote-control:
+  control-enable: no
+CONF
+
+start() { # name, command...: starts in the background, remembers the pid
+  local name=$1; shift
+  "$@" > "$work/$name.log" 2>&1 &
+  pids+=($!)
+  echo $!
+}
+
+wait_for_dns() { # port
+  for _ in $(seq 1 100); do
+    dig @127.0.0.1 -p "$1" +time=1 +tries=1 +short a.miss.bench >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+log "starting the upstream: unbound over TLS on 127.0.0.1:8853 (TCP_NODELAY shim)"
+LD_PRELOAD=$work/nodelay.so start upstream "${load_cpu[@]}" unbound -d -c "$work/upstream.conf" >/dev/null
+sleep 1
+kdig @127.0.0.1 -p 8853 +tls +short a.miss.bench >/dev/null
+
+write_configs() {
+  cat > "$work/dnsdist.conf" <<CONF
+setLocal("127.0.0.1:${port[dnsdist]}")
+setSecurityPollSuffix("")
+newServer({address="127.0.0.1:8853", tls="openssl", subjectName="bench.test", caStore="$work/ca.pem", validateCertificates=true})
+getPool(""):setCache(newPacketCache(100000))
+CONF
+  mkdir -p "$work/kresd"
+  cat > "$work/kresd.conf" <<CONF
+net.listen('127.0.0.1', ${port[kresd]}, { kind = 'dns' })
+trust_anchors.remove('.') -- the bench zone is unsigned; validation is not what is measured
+cache.size = 100 * MB
+policy.add(policy.all(policy.TLS_FORWARD({{'127.0.0.1@8853', hostname='bench.test', ca_file='$work/ca.pem'}})))
+CONF
+  cat > "$work/forwarder.conf" <<CONF
+server:
+  interface: 127.0.0.1@${port[unbound]}
+  num-threads: 1
+  tls-cert-bundle: "$work/ca.pem"
+  module-config: "iterator"
+  do-not-query-localhost: no
+  msg-cache-size: 64m
+  rrset-cache-size: 128m
+$common_unbound
+forward-zone:
+  name: "."
+  forward-addr: 127.0.0.1@8853#bench.test
+  forward-tls-upstream: yes
+remote-control:
+  control-enable: no
+CONF
+  cat > "$work/stubby.yml" <<CONF
+resolution_type: GETDNS_RESOLUTION_STUB
+dns_transport_list:
+  - GETDNS_TRANSPORT_TLS
+tls_authentication: GETDNS_AUTHENTICATION_REQUIRED
+tls_query_padding_blocksize: 128
+round_robin_upstreams: 0
+idle_timeout: 60000
+tls_ca_file: "$work/ca.pem"
+listen_addresses:
+  - 127.0.0.1@${port[stubby]}
+upstream_recursive_servers:
+  - address_data: 127.0.0.1
+    tls_port: 8853
+    tls_auth_name: "bench.test"
+CONF
+}
+write_configs
+
+start_proxy() { # name -> pid
+  case $1 in
+    dot-proxy) start dot-proxy "${proxy_cpu[@]}" java ${BENCH_JAVA_OPTS:-} \
+                 -Ddotproxy.listen.host=127.0.0.1 -Ddotproxy.listen.port="${port[dot-proxy]}" \
+                 -Ddotproxy.upstreams=127.0.0.1:8853#bench.test -Ddotproxy.tls.ca-file="$work/ca.pem" \
+                 -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port=9080 -jar "$jar" ;;
+    dnsdist)   start dnsdist "${proxy_cpu[@]}" dnsdist --supervised --disable-syslog -C "$work/dnsdist.conf" ;;
+    kresd)     start kresd "${proxy_cpu[@]}" kresd -n -c "$work/kresd.conf" "$work/kresd" ;;
+    unbound)   start forwarder "${proxy_cpu[@]}" unbound -d -c "$work/forwarder.conf" ;;
+    stubby)    start stubby "${proxy_cpu[@]}" stubby -C "$work/stubby.yml" ;;
+  esac
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+perf() { # label port dnsperf-args...: one recorded run, with the proxy's CPU time around it
+  local label=$1 target=$2 pid=${3:-}; shift 3
+  local before=0
+  [ -n "$pid" ] && before=$(cpu_ticks "$pid")
+  "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "$target" -l "$seconds" "$@" > "$raw/$label.txt" 2>&1 || true
+  if [ -n "$pid" ]; then
+    echo "proxy_cpu_seconds $(( $(cpu_ticks "$pid") - before )) $(getconf CLK_TCK)" >> "$raw/$label.txt"
+  fi
+}
+
+scenarios() { # name port pid
+  local name=$1 target=$2 pid=$3
+  for i in $(seq 1 "$repeats"); do
+    log "$name: run $i of $repeats"
+    perf "$name.miss-udp.$i" "$target" "$pid" -m udp -d "$(fresh miss "$miss_count")" -c 8 -q 500
+    perf "$name.miss-tcp.$i" "$target" "$pid" -m tcp -d "$(fresh miss "$miss_count")" -c 8 -q 500
+    perf "$name.rate-udp.$i" "$target" "$pid" -m udp -d "$(fresh mixed $(( seconds * 2000 + 1000 )))" -Q 2000 -c 4 -q 200 -e -v
+    perf "$name.hot-udp.$i" "$target" "$pid" -m udp -d "$work/hot.txt" -c 8 -q 500
+  done
+}
+
+{
+  echo "date $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "machine $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  echo "pinning $pinning"
+  echo "seconds $seconds"
+  echo "repeats $repeats"
+  echo "version dot-proxy $(cd "$root" && git describe --always --dirty 2>/dev/null || echo unknown), $(java -version 2>&1 | head -1)"
+  echo "version $(dnsdist --version 2>/dev/null | head -1)"
+  echo "version $(kresd --version 2>/dev/null | head -1)"
+  echo "version unbound $(unbound -V 2>/dev/null | sed -n 's/^Version //p')"
+  echo "version stubby $(dpkg-query -W -f='${Version}' stubby 2>/dev/null)"
+  echo "version dnsperf $(dpkg-query -W -f='${Version}' dnsperf 2>/dev/null)"
+} > "$raw/meta.txt"
+
+log "ceiling: dnsperf -m dot straight at the upstream"
+for i in $(seq 1 "$repeats"); do
+  perf "ceiling.miss-dot.$i" 8853 "" -m dot -d "$(fresh miss "$miss_count")" -c 8 -q 500
+done
+
+for name in $proxies; do
+  started=$(date +%s%N)
+  pid=$(start_proxy "$name")
+  pids+=("$pid")
+  if ! wait_for_dns "${port[$name]}"; then
+    log "$name did not answer; see $work/$name.log"
+    continue
+  fi
+  echo "ready $name $(( ($(date +%s%N) - started) / 1000000 ))" >> "$raw/meta.txt"
+  log "$name: warm-up (${warmup}s, not recorded)"
+  "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "${port[$name]}" -l "$warmup" -d "$(fresh miss $(( warmup * 100000 )))" \
+    -c 8 -q 500 >/dev/null 2>&1 || true
+  if [ "$name" = dot-proxy ]; then
+    handshakes_before=$(curl -s 127.0.0.1:9080/q/metrics | awk '/^dotproxy_upstream_handshakes_total/ {s += $2} END {print s + 0}')
+  fi
+  scenarios "$name" "${port[$name]}" "$pid"
+  echo "rss $name $(awk '/VmRSS/ {print $2}' "/proc/$pid/status") $(awk '/VmHWM/ {print $2}' "/proc/$pid/status")" >> "$raw/meta.txt"
+  if [ "$name" = dot-proxy ]; then
+    handshakes_after=$(curl -s 127.0.0.1:9080/q/metrics | awk '/^dotproxy_upstream_handshakes_total/ {s += $2} END {print s + 0}')
+    echo "handshakes dot-proxy $handshakes_before $handshakes_after" >> "$raw/meta.txt"
+  fi
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+done
+
+report=$here/results/$(date -u +%Y%m%d-%H%M).md
+python3 "$here/report.py" "$raw" > "$report"
+cat "$report"
+log "report written to $report (raw dnsperf output in $raw)"
