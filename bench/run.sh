@@ -56,6 +56,8 @@ fi
 
 # --- the proxy under test -----------------------------------------------------------------------
 jar=$root/target/quarkus-app/quarkus-run.jar
+# The JVM flags of the container image (Dockerfile.jvm), unless BENCH_JAVA_OPTS says otherwise.
+java_opts=${BENCH_JAVA_OPTS:-$(sed -n 's/^ENV JAVA_OPTS="\(.*\)"$/\1/p' "$root/Dockerfile.jvm")}
 if [ ! -f "$jar" ] || [ -n "${BENCH_BUILD:-}" ]; then
   log "building dot-proxy"
   (cd "$root" && ./mvnw -q -B package -DskipTests)
@@ -178,7 +180,7 @@ write_configs
 
 start_proxy() { # name -> pid
   case $1 in
-    dot-proxy) start dot-proxy "${proxy_cpu[@]}" java ${BENCH_JAVA_OPTS:-} \
+    dot-proxy) start dot-proxy "${proxy_cpu[@]}" java $java_opts \
                  -Ddotproxy.listen.host=127.0.0.1 -Ddotproxy.listen.port="${port[dot-proxy]}" \
                  -Ddotproxy.upstreams=127.0.0.1:8853#bench.test -Ddotproxy.tls.ca-file="$work/ca.pem" \
                  -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port=9080 -jar "$jar" ;;
@@ -218,7 +220,7 @@ scenarios() { # name port pid
   echo "pinning $pinning"
   echo "seconds $seconds"
   echo "repeats $repeats"
-  echo "version dot-proxy $(cd "$root" && git describe --always --dirty 2>/dev/null || echo unknown), $(java -version 2>&1 | head -1)"
+  echo "version dot-proxy $(cd "$root" && git describe --always --dirty 2>/dev/null || echo unknown), $(java -version 2>&1 | head -1) with $java_opts"
   echo "version $(dnsdist --version 2>/dev/null | head -1)"
   echo "version $(kresd --version 2>/dev/null | head -1)"
   echo "version unbound $(unbound -V 2>/dev/null | sed -n 's/^Version //p')"
