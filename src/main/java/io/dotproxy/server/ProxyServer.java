@@ -77,7 +77,8 @@ public final class ProxyServer {
             try {
                 tcpChannel = bind(tcp.bind(group, new InetSocketAddress(address, port)));
                 udpChannel = udpBound;
-                LOG.infof("Listening for DNS on %s port %d (UDP and TCP)", address.getHostAddress(), port);
+                LOG.infof("Listening for DNS on %s port %d (UDP and TCP, %s)", address.getHostAddress(), port,
+                        io.dotproxy.net.Transports.isEpoll(group) ? "epoll" : "NIO");
                 return;
             } catch (IOException e) {
                 udpBound.close().syncUninterruptibly();

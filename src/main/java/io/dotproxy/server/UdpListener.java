@@ -1,5 +1,6 @@
 package io.dotproxy.server;
 
+import io.dotproxy.net.Transports;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.Channel;
@@ -8,11 +9,12 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.FixedRecvByteBufAllocator;
 import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.channel.epoll.EpollChannelOption;
 import io.netty.channel.socket.DatagramChannel;
 import io.netty.channel.socket.DatagramPacket;
 import io.netty.channel.socket.InternetProtocolFamily;
-import io.netty.channel.socket.nio.NioDatagramChannel;
 import io.netty.handler.flush.FlushConsolidationHandler;
 import java.net.Inet4Address;
 import java.net.InetSocketAddress;
@@ -30,6 +32,8 @@ public final class UdpListener {
     /** Largest query read; queries are far smaller (a name is at most 255 octets). */
     private static final int RECEIVE_BUFFER = 4096;
     private static final int SOCKET_BUFFER = 4 * 1024 * 1024;
+    /** Datagrams read by one recvmmsg call at most (epoll only). */
+    private static final int BATCH = 32;
 
     private final QueryPipeline pipeline;
 
@@ -41,12 +45,20 @@ public final class UdpListener {
     public ChannelFuture bind(EventLoopGroup group, InetSocketAddress address) {
         InternetProtocolFamily family = address.getAddress() instanceof Inet4Address
                 ? InternetProtocolFamily.IPv4 : InternetProtocolFamily.IPv6;
-        return new Bootstrap()
+        Bootstrap bootstrap = new Bootstrap()
                 .group(group)
-                .channelFactory(() -> new NioDatagramChannel(family))
+                .channelFactory(Transports.datagram(group, family))
                 .option(ChannelOption.SO_RCVBUF, SOCKET_BUFFER)
-                .option(ChannelOption.SO_SNDBUF, SOCKET_BUFFER)
-                .option(ChannelOption.RCVBUF_ALLOCATOR, new io.netty.channel.FixedRecvByteBufAllocator(RECEIVE_BUFFER))
+                .option(ChannelOption.SO_SNDBUF, SOCKET_BUFFER);
+        if (Transports.isEpoll(group)) {
+            // recvmmsg: one system call reads up to a batch of datagrams into slices of one buffer
+            // (each query is copied out at once); answers flushed together leave by sendmmsg.
+            bootstrap.option(EpollChannelOption.MAX_DATAGRAM_PAYLOAD_SIZE, RECEIVE_BUFFER)
+                    .option(ChannelOption.RCVBUF_ALLOCATOR, new FixedRecvByteBufAllocator(RECEIVE_BUFFER * BATCH));
+        } else {
+            bootstrap.option(ChannelOption.RCVBUF_ALLOCATOR, new FixedRecvByteBufAllocator(RECEIVE_BUFFER));
+        }
+        return bootstrap
                 .handler(new ChannelInitializer<DatagramChannel>() {
                     @Override
                     protected void initChannel(DatagramChannel ch) {

@@ -12,7 +12,7 @@ import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
 import io.netty.channel.socket.SocketChannel;
-import io.netty.channel.socket.nio.NioSocketChannel;
+import io.dotproxy.net.Transports;
 import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
 import io.netty.handler.flush.FlushConsolidationHandler;
 import io.netty.handler.ssl.SslHandler;
@@ -23,7 +23,6 @@ import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLPeerUnverifiedException;
 import javax.net.ssl.SSLSession;
@@ -59,12 +58,11 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
     }
 
     private static final Logger LOG = Logger.getLogger(DotConnection.class);
-    private static final int ID_SPACE = 1 << 16;
     private static final long SWEEP_INTERVAL_MILLIS = 25;
     /** Largest frame: a 65,535-octet message plus its 2-octet length (Netty counts both). */
     private static final int MAX_FRAME = 65535 + 2;
 
-    private final InFlight[] byId = new InFlight[ID_SPACE];
+    private final IdTable<InFlight> ids = new IdTable<>();
     private final List<InFlight> pending = new ArrayList<>();
     private final Owner owner;
     private final UpstreamMetrics metrics;
@@ -77,7 +75,6 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
     private java.util.Set<String> spkiPins = java.util.Set.of();
     private final long openedAtMillis = System.currentTimeMillis();
     private int inFlight;
-    private int nextId = ThreadLocalRandom.current().nextInt(ID_SPACE);
     private boolean ready;
     private boolean closed;
     private boolean sweepScheduled;
@@ -98,7 +95,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         int timeoutMillis = (int) Math.min(Integer.MAX_VALUE, settings.connectTimeout().toMillis());
         Bootstrap bootstrap = new Bootstrap()
                 .group(loop)
-                .channel(NioSocketChannel.class)
+                .channel(Transports.socket(loop))
                 .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, timeoutMillis)
                 .option(ChannelOption.TCP_NODELAY, true)
                 .handler(new ChannelInitializer<SocketChannel>() {
@@ -147,10 +144,8 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
 
     /** Sends a query; the caller has checked {@link #hasRoom()}. */
     void send(InFlight query) {
-        int id = allocateId();
-        query.upstreamId = id;
+        query.upstreamId = ids.add(query);
         query.sends++;
-        byId[id] = query;
         inFlight++;
         pending.add(query);
         if (ready) {
@@ -158,19 +153,6 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
             ctx.flush();
         }
         scheduleSweep();
-    }
-
-    private int allocateId() {
-        // Sequential from a random start: an ID comes back into use only after 65,535 others,
-        // which keeps late answers to timed-out queries from meeting a new query by chance.
-        for (int i = 0; i < ID_SPACE; i++) {
-            int id = (nextId + i) & (ID_SPACE - 1);
-            if (byId[id] == null) {
-                nextId = id + 1;
-                return id;
-            }
-        }
-        throw new IllegalStateException("no free message ID"); // excluded by maxInFlight < 65,536
     }
 
     private void write(InFlight query) {
@@ -234,7 +216,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
             return;
         }
         int id = Header.id(answer, start);
-        InFlight query = byId[id];
+        InFlight query = ids.get(id);
         if (query == null) {
             metrics.error(UpstreamMetrics.Error.LATE);
             answer.release();
@@ -250,7 +232,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
             answer.release();
             return;
         }
-        byId[id] = null;
+        ids.remove(id, query);
         inFlight--;
         Header.setId(answer, start, query.clientId);
         query.answer(answer, System.nanoTime());
@@ -292,8 +274,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         }
         List<InFlight> unanswered = new ArrayList<>(inFlight);
         for (InFlight query : pending) {
-            if (!query.isDone() && byId[query.upstreamId] == query) {
-                byId[query.upstreamId] = null;
+            if (!query.isDone() && ids.remove(query.upstreamId, query)) {
                 unanswered.add(query);
             }
         }
@@ -329,7 +310,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
                 // Written, timed out, and nothing at all read since: the path may be dead
                 // (a NAT or load balancer that dropped the flow without a reset).
                 silentSinceWritten |= ready && query.sentAtNanos != 0 && query.sentAtNanos - lastReadNanos > 0;
-                byId[query.upstreamId] = null;
+                ids.remove(query.upstreamId, query);
                 inFlight--;
                 query.fail(UpstreamFailure.TIMEOUT);
                 continue;

@@ -15,8 +15,7 @@ import io.netty.channel.socket.DatagramChannel;
 import io.netty.channel.socket.DatagramPacket;
 import io.netty.channel.socket.InternetProtocolFamily;
 import io.netty.channel.socket.SocketChannel;
-import io.netty.channel.socket.nio.NioDatagramChannel;
-import io.netty.channel.socket.nio.NioSocketChannel;
+import io.dotproxy.net.Transports;
 import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
 import io.netty.util.NetUtil;
 import io.netty.util.concurrent.ScheduledFuture;
@@ -92,7 +91,7 @@ public final class PlainUpstream implements Upstream {
             InternetProtocolFamily family = server.getAddress() instanceof Inet4Address
                     ? InternetProtocolFamily.IPv4 : InternetProtocolFamily.IPv6;
             ChannelFuture connect = new Bootstrap().group(loop)
-                    .channelFactory(() -> new NioDatagramChannel(family))
+                    .channelFactory(Transports.datagram(loop, family))
                     // Netty reads 2 KiB by default and cuts longer datagrams without a trace.
                     .option(io.netty.channel.ChannelOption.RCVBUF_ALLOCATOR, new io.netty.channel.FixedRecvByteBufAllocator(65535))
                     .handler(new ChannelInitializer<DatagramChannel>() {
@@ -115,7 +114,7 @@ public final class PlainUpstream implements Upstream {
         private void retryOverTcp() {
             channel.close();
             ChannelFuture connect = new Bootstrap().group(loop)
-                    .channel(NioSocketChannel.class)
+                    .channel(Transports.socket(loop))
                     .handler(new ChannelInitializer<SocketChannel>() {
                         @Override
                         protected void initChannel(SocketChannel ch) {

@@ -17,6 +17,9 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.netty.channel.EventLoop;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.epoll.Epoll;
+import io.netty.channel.epoll.EpollEventLoopGroup;
 import io.netty.channel.nio.NioEventLoopGroup;
 import io.netty.util.NetUtil;
 import java.io.IOException;
@@ -39,7 +42,8 @@ public final class ProxyHarness implements AutoCloseable {
     /** The name every fake upstream's certificate is checked against, unless a test says otherwise. */
     public static final String TLS_NAME = "dns.test";
 
-    private final NioEventLoopGroup group = new NioEventLoopGroup(2);
+    /** The production transport where it exists (epoll on Linux, as Vert.x runs there), else NIO. */
+    private final EventLoopGroup group = Epoll.isAvailable() ? new EpollEventLoopGroup(2) : new NioEventLoopGroup(2);
     private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
     private final ProxyServer server;
     private final Upstreams upstreams;
