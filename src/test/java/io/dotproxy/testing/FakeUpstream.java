@@ -56,6 +56,9 @@ public final class FakeUpstream implements AutoCloseable {
     /** Close the connection without answering. */
     public record Close() implements Reply {}
 
+    /** Answer, then close the connection at once, as a server that drops idle clients early. */
+    public record AnswerThenClose(Message message) implements Reply {}
+
     /** Decides the reply to each query; {@code connection} counts accepted connections from 0. */
     @FunctionalInterface
     public interface Behaviour {
@@ -251,6 +254,9 @@ public final class FakeUpstream implements AutoCloseable {
                 }
             } else if (reply instanceof Close) {
                 ctx.close();
+            } else if (reply instanceof AnswerThenClose answerThenClose) {
+                ctx.writeAndFlush(Unpooled.wrappedBuffer(answerThenClose.message().toWire()))
+                        .addListener(io.netty.channel.ChannelFutureListener.CLOSE);
             }
         }
 

@@ -64,6 +64,8 @@ public final class ProxyHarness implements AutoCloseable {
         private Duration firstBackOff = Duration.ofMillis(200);
         private Duration idleTimeout = Duration.ofSeconds(30);
         private Set<String> pins = Set.of();
+        private int handshakeBurst = 10;
+        private double handshakesPerSecond = 50;
 
         private Builder(TestCa ca) {
             this.ca = ca;
@@ -129,6 +131,12 @@ public final class ProxyHarness implements AutoCloseable {
             return this;
         }
 
+        public Builder handshakeBudget(int burst, double perSecond) {
+            handshakeBurst = burst;
+            handshakesPerSecond = perSecond;
+            return this;
+        }
+
         public Builder pins(Set<String> value) {
             pins = value;
             return this;
@@ -145,7 +153,7 @@ public final class ProxyHarness implements AutoCloseable {
             TlsClientContext tls = TlsClientContext.create(Optional.of(caFile));
             Duration attempt = b.attemptTimeout != null ? b.attemptTimeout : b.timeout;
             DotUpstream.Settings settings = new DotUpstream.Settings(attempt, b.idleTimeout, b.maxInFlight,
-                    b.poolSize, 50, 10, b.pins);
+                    b.poolSize, b.handshakesPerSecond, b.handshakeBurst, b.pins);
             GroupMetrics groupMetrics = new GroupMetrics(registry);
             List<Member> members = new ArrayList<>();
             for (String spec : b.specs) {

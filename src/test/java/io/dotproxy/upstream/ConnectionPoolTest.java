@@ -81,6 +81,39 @@ class ConnectionPoolTest {
     }
 
     @Test
+    void upstreamThatClosesIdleConnectionsEarlyIsNotCountedAsFailing() throws Exception {
+        try (FakeUpstream upstream = FakeUpstream.start(GOOD, (q, c) ->
+                new FakeUpstream.AnswerThenClose(FakeUpstream.answerA(q, "192.0.2.1")));
+             ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).start()) {
+            for (int i = 0; i < 5; i++) {
+                assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("early" + i + ".example.")).getRcode());
+                long giveUp = System.nanoTime() + Duration.ofSeconds(2).toNanos();
+                while (proxy.gauge("dotproxy.upstream.connections") > 0 && System.nanoTime() < giveUp) {
+                    Thread.sleep(5);
+                }
+            }
+            assertEquals(5, upstream.connectionsAccepted());
+            assertEquals(0, proxy.count("dotproxy.upstream.errors", "result", "closed"));
+            assertEquals(0, proxy.count("dotproxy.upstream.requests", "result", "closed"));
+            assertEquals(UpstreamHealth.State.UP, proxy.upstreams().members().get(0).health().state());
+        }
+    }
+
+    @Test
+    void handshakeBudgetBoundsNewConnectionsToAnUpstreamThatKeepsDroppingThem() throws Exception {
+        try (FakeUpstream upstream = FakeUpstream.start(GOOD, (q, c) -> new FakeUpstream.Close());
+             ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).handshakeBudget(3, 0.5).start()) {
+            for (int i = 0; i < 10; i++) {
+                assertEquals(Rcode.SERVFAIL, DnsClient.udp(proxy.port(), DnsClient.query("storm" + i + ".example.")).getRcode());
+            }
+            assertTrue(upstream.connectionsAccepted() <= 4, "burst of 3, then one per two seconds: "
+                    + upstream.connectionsAccepted());
+            assertTrue(proxy.count("dotproxy.upstream.requests", "result", "unavailable") >= 1,
+                    "queries beyond the budget fail fast instead of opening connections");
+        }
+    }
+
+    @Test
     void queriesWithEdnsArePaddedToBlocksOf128Octets() throws Exception {
         try (FakeUpstream upstream = FakeUpstream.start(GOOD, FakeUpstream.answering());
              ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).start()) {
