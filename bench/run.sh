@@ -181,7 +181,7 @@ write_configs
 
 start_proxy() { # name -> pid
   case $1 in
-    dot-proxy) start dot-proxy "${proxy_cpu[@]}" java $java_opts \
+    dot-proxy) MALLOC_ARENA_MAX=2 start dot-proxy "${proxy_cpu[@]}" java $java_opts \
                  -Ddotproxy.listen.host=127.0.0.1 -Ddotproxy.listen.port="${port[dot-proxy]}" \
                  -Ddotproxy.upstreams=127.0.0.1:8853#bench.test -Ddotproxy.tls.ca-file="$work/ca.pem" \
                  -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port=9080 -jar "$jar" ;;

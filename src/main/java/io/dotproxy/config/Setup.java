@@ -127,7 +127,9 @@ public class Setup {
                     handshakeRate, handshakeBurst, pins.getOrDefault(address.tlsName().toLowerCase(Locale.ROOT), Set.of()));
             UpstreamMetrics metrics = new UpstreamMetrics(registry, address.toString());
             EventLoop loop = dnsLoop;
-            members.add(new Member(new DotUpstream(address, tls, loop, settings, metrics),
+            DotUpstream upstream = new DotUpstream(address, tls, loop, settings, metrics);
+            upstream.connectAhead();
+            members.add(new Member(upstream,
                     new UpstreamHealth(address.toString(), loop, firstBackOff, maxBackOff, metrics), attemptTimeout));
         }
         Upstreams plain = null;
@@ -152,7 +154,7 @@ public class Setup {
                 pipeline, serverMetrics, dnsLoop);
         proxy.start();
         server = proxy;
-        LOG.infof("Forwarding over DNS-over-TLS to %s (policy %s)", addresses, config.policy());
+        LOG.infof("Forwarding over DNS-over-TLS (%s) to %s (policy %s)", tls.provider(), addresses, config.policy());
     }
 
     void stop(@Observes ShutdownEvent event) {

@@ -15,7 +15,9 @@ import io.netty.channel.socket.SocketChannel;
 import io.dotproxy.net.Transports;
 import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
 import io.netty.handler.flush.FlushConsolidationHandler;
+import io.netty.handler.ssl.ReferenceCountedOpenSslEngine;
 import io.netty.handler.ssl.SslHandler;
+import io.netty.internal.tcnative.SSL;
 import io.netty.handler.timeout.IdleStateEvent;
 import io.netty.handler.timeout.IdleStateHandler;
 import io.netty.util.concurrent.Future;
@@ -186,8 +188,8 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         }
         ready = true;
         metrics.handshake();
-        if (session.getCreationTime() < openedAtMillis) {
-            metrics.resumedHandshake(); // the session predates this connection: it was resumed
+        if (wasResumed(session)) {
+            metrics.resumedHandshake();
         }
         metrics.connectionOpened();
         owner.connectionReady(this);
@@ -198,6 +200,14 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         }
         ctx.flush();
         owner.roomFreed(this); // a newly opened connection takes queries that waited for room
+    }
+
+    /** Whether the handshake resumed an earlier session instead of making a new one. */
+    private boolean wasResumed(SSLSession session) {
+        if (ssl.engine() instanceof ReferenceCountedOpenSslEngine openSsl) {
+            return SSL.isSessionReused(openSsl.sslPointer());
+        }
+        return session.getCreationTime() < openedAtMillis; // JDK: the session predates this connection
     }
 
     @Override

@@ -207,6 +207,21 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
         return candidate.inFlight() < current.inFlight();
     }
 
+    /**
+     * Opens the first connection now, so that the first client query does not wait for a TCP
+     * and TLS handshake. A failure here is logged and costs nothing else.
+     */
+    public void connectAhead() {
+        loop.execute(() -> {
+            if (!closed && openConnections() == 0 && handshakeBudget.tryTake()) {
+                DotConnection opened = DotConnection.open(loop, address, tls, settings, metrics, this);
+                if (!opened.isClosed()) {
+                    pool[0] = opened;
+                }
+            }
+        });
+    }
+
     @Override
     public void connectionReady(DotConnection readyConnection) {
         if (failing) {

@@ -1,6 +1,7 @@
 package io.dotproxy.upstream;
 
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
@@ -8,6 +9,7 @@ import java.time.Duration;
 import java.util.EnumMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The meters of one upstream, registered once at start-up; the hot path only increments.
@@ -45,8 +47,11 @@ public final class UpstreamMetrics {
     private final Counter answered;
     private final EnumMap<UpstreamFailure, Counter> failures = new EnumMap<>(UpstreamFailure.class);
     private final EnumMap<Error, Counter> errors = new EnumMap<>(Error.class);
-    private final Counter handshakes;
-    private final Counter resumedHandshakes;
+    // Handshakes can happen during start-up, before Quarkus attaches the Prometheus registry to
+    // the composite one; increments of an ordinary counter made then are lost. These are read
+    // at scrape time instead.
+    private final AtomicLong handshakes = new AtomicLong();
+    private final AtomicLong resumedHandshakes = new AtomicLong();
     private final Counter probesAnswered;
     private final Counter probesFailed;
     private final AtomicInteger openConnections = new AtomicInteger();
@@ -73,11 +78,11 @@ public final class UpstreamMetrics {
                     .tags("upstream", upstream, "result", error.tag())
                     .register(registry));
         }
-        handshakes = Counter.builder("dotproxy.upstream.handshakes")
+        FunctionCounter.builder("dotproxy.upstream.handshakes", handshakes, AtomicLong::get)
                 .description("Completed TLS handshakes")
                 .tag("upstream", upstream)
                 .register(registry);
-        resumedHandshakes = Counter.builder("dotproxy.upstream.handshakes.resumed")
+        FunctionCounter.builder("dotproxy.upstream.handshakes.resumed", resumedHandshakes, AtomicLong::get)
                 .description("Completed TLS handshakes that resumed an earlier session")
                 .tag("upstream", upstream)
                 .register(registry);
@@ -119,7 +124,7 @@ public final class UpstreamMetrics {
     }
 
     void resumedHandshake() {
-        resumedHandshakes.increment();
+        resumedHandshakes.incrementAndGet();
     }
 
     void certificateExpires(java.time.Instant notAfter) {
@@ -155,7 +160,7 @@ public final class UpstreamMetrics {
     }
 
     void handshake() {
-        handshakes.increment();
+        handshakes.incrementAndGet();
     }
 
     void connectionOpened() {

@@ -216,9 +216,10 @@ public final class ProxyHarness implements AutoCloseable {
         return upstreams;
     }
 
-    /** The sum of the counters with this name and these tags; 0 when there are none. */
+    /** The sum of the counters (plain or function) with this name and these tags; 0 when there are none. */
     public double count(String name, String... tags) {
-        return registry.find(name).tags(tags).counters().stream().mapToDouble(Counter::count).sum();
+        return registry.find(name).tags(tags).counters().stream().mapToDouble(Counter::count).sum()
+                + registry.find(name).tags(tags).functionCounters().stream().mapToDouble(c -> c.count()).sum();
     }
 
     /** The value of a gauge, NaN when there is none. */
