@@ -101,14 +101,7 @@ public final class PlainUpstream implements Upstream {
                         }
                     })
                     .connect(server);
-            channel = connect.channel();
-            connect.addListener(f -> {
-                if (!f.isSuccess()) {
-                    fail(UpstreamFailure.CONNECT);
-                } else if (!done) {
-                    channel.writeAndFlush(new DatagramPacket(wire.retainedDuplicate(), server));
-                }
-            });
+            sendOnceConnected(connect, () -> new DatagramPacket(wire.retainedDuplicate(), server));
         }
 
         private void retryOverTcp() {
@@ -122,14 +115,18 @@ public final class PlainUpstream implements Upstream {
                         }
                     })
                     .connect(server);
+            sendOnceConnected(connect, () -> channel.alloc().buffer(2 + wire.readableBytes())
+                    .writeShort(wire.readableBytes()).writeBytes(wire, wire.readerIndex(), wire.readableBytes()));
+        }
+
+        /** Makes {@code connect}'s channel the current one and writes the query when it is up. */
+        private void sendOnceConnected(ChannelFuture connect, java.util.function.Supplier<Object> message) {
             channel = connect.channel();
             connect.addListener(f -> {
                 if (!f.isSuccess()) {
                     fail(UpstreamFailure.CONNECT);
                 } else if (!done) {
-                    ByteBuf framed = channel.alloc().buffer(2 + wire.readableBytes());
-                    framed.writeShort(wire.readableBytes()).writeBytes(wire, wire.readerIndex(), wire.readableBytes());
-                    channel.writeAndFlush(framed);
+                    channel.writeAndFlush(message.get());
                 }
             });
         }

@@ -24,13 +24,6 @@ import org.openjdk.jmh.annotations.Warmup;
 @Measurement(iterations = 5, time = 1)
 @Fork(1)
 public class WireBenchmark {
-    /** www.example.com A with an OPT record (payload 1232, DO), as dig sends it. */
-    private static final String QUERY = "1a2b 0120 0001 0000 0000 0001 03777777 076578616d706c65 03636f6d 00 0001 0001"
-            + " 00 0029 04d0 00008000 0000";
-    /** Its answer: the question, one A record (owner compressed), OPT. */
-    private static final String ANSWER = "1a2b 8180 0001 0001 0000 0001 03777777 076578616d706c65 03636f6d 00 0001 0001"
-            + " c00c 0001 0001 0000012c 0004 c0000201 00 0029 04d0 00000000 0000";
-
     private ByteBuf query;
     private ByteBuf answer;
     private ByteBuf bigAnswer;
@@ -39,8 +32,8 @@ public class WireBenchmark {
 
     @Setup
     public void setUp() throws WireFormatException {
-        query = Unpooled.directBuffer().writeBytes(HexFormat.of().parseHex(QUERY.replace(" ", "")));
-        answer = Unpooled.directBuffer().writeBytes(HexFormat.of().parseHex(ANSWER.replace(" ", "")));
+        query = Packets.direct(Packets.QUERY);
+        answer = Packets.direct(Packets.ANSWER);
         parsedQuery = Message.parse(query);
         bigAnswer = Unpooled.directBuffer().writeBytes(answer, 0, answer.readableBytes() - 11);
         bigAnswer.setShort(6, 101);

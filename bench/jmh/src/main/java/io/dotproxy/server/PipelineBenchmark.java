@@ -1,14 +1,13 @@
 package io.dotproxy.server;
 
 import io.dotproxy.dns.Message;
+import io.dotproxy.dns.Packets;
 import io.dotproxy.upstream.QueryCallback;
 import io.dotproxy.upstream.Upstream;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
-import io.netty.buffer.Unpooled;
 import java.time.Duration;
-import java.util.HexFormat;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -32,11 +31,6 @@ import org.openjdk.jmh.annotations.Warmup;
 @Measurement(iterations = 5, time = 1)
 @Fork(1)
 public class PipelineBenchmark {
-    private static final String QUERY = "1a2b 0120 0001 0000 0000 0001 03777777 076578616d706c65 03636f6d 00 0001 0001"
-            + " 00 0029 04d0 00008000 0000";
-    private static final String ANSWER = "1a2b 8180 0001 0001 0000 0001 03777777 076578616d706c65 03636f6d 00 0001 0001"
-            + " c00c 0001 0001 0000012c 0004 c0000201 00 0029 04d0 00000000 0000";
-
     private ByteBuf query;
     private ByteBuf answer;
     private QueryPipeline pipeline;
@@ -68,8 +62,8 @@ public class PipelineBenchmark {
 
     @Setup
     public void setUp() {
-        query = Unpooled.directBuffer().writeBytes(HexFormat.of().parseHex(QUERY.replace(" ", "")));
-        answer = Unpooled.directBuffer().writeBytes(HexFormat.of().parseHex(ANSWER.replace(" ", "")));
+        query = Packets.direct(Packets.QUERY);
+        answer = Packets.direct(Packets.ANSWER);
         Upstream immediate = new Upstream() {
             @Override
             public void query(ByteBuf q, Message parsed, long deadlineNanos, QueryCallback callback) {
