@@ -5,20 +5,12 @@ import io.micrometer.core.instrument.MeterRegistry;
 
 /** Meters of a group of upstreams as a whole, registered once. */
 public final class GroupMetrics {
-    private final Counter hedges;
     private final Counter fallbackQueries;
 
     public GroupMetrics(MeterRegistry registry) {
-        hedges = Counter.builder("dotproxy.upstream.hedges")
-                .description("Second attempts sent because the first was slower than its upstream's p95")
-                .register(registry);
         fallbackQueries = Counter.builder("dotproxy.upstream.fallback.queries")
                 .description("Queries sent in clear text to the plain fallback while every DoT upstream was down")
                 .register(registry);
-    }
-
-    void hedged() {
-        hedges.increment();
     }
 
     void fallback() {

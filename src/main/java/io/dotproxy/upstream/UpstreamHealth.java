@@ -67,6 +67,11 @@ public final class UpstreamHealth {
         closed = true;
     }
 
+    /** The meters of this upstream (its health feeds some of them). */
+    UpstreamMetrics metrics() {
+        return metrics;
+    }
+
     void setProber(Prober prober) {
         this.prober = prober;
     }

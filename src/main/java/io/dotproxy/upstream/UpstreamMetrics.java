@@ -54,6 +54,7 @@ public final class UpstreamMetrics {
     // at scrape time instead.
     private final AtomicLong handshakes = new AtomicLong();
     private final AtomicLong resumedHandshakes = new AtomicLong();
+    private final Counter hedges;
     private final Counter probesAnswered;
     private final Counter probesFailed;
     private final AtomicInteger openConnections = new AtomicInteger();
@@ -86,6 +87,10 @@ public final class UpstreamMetrics {
                 .register(registry);
         FunctionCounter.builder("dotproxy.upstream.handshakes.resumed", resumedHandshakes, AtomicLong::get)
                 .description("Completed TLS handshakes that resumed an earlier session")
+                .tag("upstream", upstream)
+                .register(registry);
+        hedges = Counter.builder("dotproxy.upstream.hedges")
+                .description("Hedged second attempts sent to this upstream because another was slower than its p95")
                 .tag("upstream", upstream)
                 .register(registry);
         probesAnswered = probes(registry, upstream, "answered");
@@ -123,6 +128,10 @@ public final class UpstreamMetrics {
 
     void probe(boolean answered) {
         (answered ? probesAnswered : probesFailed).increment();
+    }
+
+    void hedged() {
+        hedges.increment();
     }
 
     void resumedHandshake() {

@@ -149,8 +149,10 @@ public final class Upstreams implements Upstream {
                 return; // a hedge only ever goes to another healthy upstream
             }
             hedged = true;
-            metrics.hedged();
-            launchNext();
+            Member target = launchNext();
+            if (target != null) {
+                target.health().metrics().hedged();
+            }
         }
 
         /** Starts the next attempt; the member tried, or null when none could be (then maybe done). */

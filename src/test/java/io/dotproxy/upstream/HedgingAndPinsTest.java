@@ -40,7 +40,9 @@ class HedgingAndPinsTest {
             Duration took = Duration.ofNanos(System.nanoTime() - started);
             assertEquals("192.0.2.2", address(answer));
             assertTrue(took.compareTo(Duration.ofMillis(600)) < 0, "did not wait for the slow upstream: " + took);
-            assertTrue(proxy.count("dotproxy.upstream.hedges") >= 1);
+            assertTrue(proxy.count("dotproxy.upstream.hedges", "upstream", "127.0.0.1:" + fast.port() + "#" + ProxyHarness.TLS_NAME) >= 1,
+                    "counted on the upstream the hedge went to");
+            assertEquals(0, proxy.count("dotproxy.upstream.hedges", "upstream", "127.0.0.1:" + slow.port() + "#" + ProxyHarness.TLS_NAME));
         }
     }
 
