@@ -117,6 +117,23 @@ class FallbackTest {
     }
 
     @Test
+    void withEveryUpstreamDownQueriesStillTryOneSoABlipHealsBeforeAnyProbe() throws Exception {
+        int port = closedPort();
+        try (ProxyHarness proxy = ProxyHarness.builder(CA)
+                .upstream("127.0.0.1:" + port + "#" + ProxyHarness.TLS_NAME)
+                .firstBackOff(Duration.ofSeconds(30)) // no probe during this test
+                .start()) {
+            assertEquals(Rcode.SERVFAIL, DnsClient.udp(proxy.port(), DnsClient.query("blip.example.")).getRcode());
+            assertEquals(UpstreamHealth.State.DOWN, proxy.upstreams().members().get(0).health().state());
+            try (FakeUpstream back = FakeUpstream.start(GOOD, FakeUpstream.answering(), port)) {
+                assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("healed.example.")).getRcode(),
+                        "the least recently failed upstream is tried although it looks down");
+                assertEquals(UpstreamHealth.State.UP, proxy.upstreams().members().get(0).health().state());
+            }
+        }
+    }
+
+    @Test
     void allDownCanBeToldToServfailAtOnce() throws Exception {
         try (ProxyHarness proxy = ProxyHarness.builder(CA)
                 .upstream("127.0.0.1:" + closedPort() + "#" + ProxyHarness.TLS_NAME)
