@@ -6,13 +6,10 @@ import io.dotproxy.server.ServerMetrics;
 import io.dotproxy.upstream.DotUpstream;
 import io.dotproxy.upstream.GroupMetrics;
 import io.dotproxy.upstream.Member;
-import io.dotproxy.upstream.PlainUpstream;
 import io.dotproxy.upstream.Policy;
 import io.dotproxy.upstream.SpkiPins;
 import io.dotproxy.upstream.TlsClientContext;
 import io.dotproxy.upstream.UpstreamAddress;
-import io.dotproxy.upstream.UpstreamHealth;
-import io.dotproxy.upstream.UpstreamMetrics;
 import io.dotproxy.upstream.Upstreams;
 import io.netty.channel.EventLoop;
 import java.net.InetSocketAddress;
@@ -118,31 +115,24 @@ public class Setup {
         // Scale out with replicas (or, later, one such loop per core with SO_REUSEPORT).
         EventLoop dnsLoop = vertx.nettyEventLoopGroup().next();
         GroupMetrics groupMetrics = new GroupMetrics(registry);
-        Duration firstBackOff = Duration.ofSeconds(1);
-        Duration maxBackOff = Duration.ofMinutes(5);
+        // Probes back off from 1 s to 5 min (RFC 2308 §7.2) and take no longer than an attempt.
+        Member.Probing probing = new Member.Probing(Duration.ofSeconds(1), Duration.ofMinutes(5), attemptTimeout);
         List<Member> members = new ArrayList<>();
         for (UpstreamAddress address : addresses) {
             // Connect and handshake are bounded by one attempt, so a blackholed upstream fails over in time.
             DotUpstream.Settings settings = new DotUpstream.Settings(attemptTimeout, upstreamIdle, maxInFlight, poolSize,
                     handshakeRate, handshakeBurst, pins.getOrDefault(address.tlsName().toLowerCase(Locale.ROOT), Set.of()));
-            UpstreamMetrics metrics = new UpstreamMetrics(registry, address.toString());
-            EventLoop loop = dnsLoop;
-            DotUpstream upstream = new DotUpstream(address, tls, loop, settings, metrics);
-            upstream.connectAhead();
-            members.add(new Member(upstream,
-                    new UpstreamHealth(address.toString(), loop, firstBackOff, maxBackOff, metrics), attemptTimeout));
+            Member member = Member.dot(address, tls, dnsLoop, settings, probing, registry);
+            member.upstream().connectAhead();
+            members.add(member);
         }
         Upstreams plain = null;
         if (!fallback.isEmpty()) {
             List<Member> plainMembers = new ArrayList<>();
             for (InetSocketAddress server : fallback) {
-                EventLoop loop = dnsLoop;
-                UpstreamMetrics metrics = new UpstreamMetrics(registry, NetUtil.toSocketAddressString(server) + "#plain");
-                PlainUpstream upstream = new PlainUpstream(server, loop, metrics);
-                plainMembers.add(new Member(upstream, new UpstreamHealth(upstream.name(), loop, firstBackOff, maxBackOff, metrics), attemptTimeout));
+                plainMembers.add(Member.plain(server, dnsLoop, probing, registry));
             }
-            plain = new Upstreams(plainMembers, new Policy.Failover(),
-                    new Upstreams.Settings(attemptTimeout, false, false, Duration.ZERO, 0, true), null, dnsLoop, groupMetrics);
+            plain = Upstreams.plainFallback(plainMembers, attemptTimeout, dnsLoop, groupMetrics);
             LOG.warnf("Plain DNS fallback configured (%s): used only while every DoT upstream is down", fallback);
         }
         upstreams = new Upstreams(members, policy, new Upstreams.Settings(attemptTimeout,

@@ -211,6 +211,7 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
      * Opens the first connection now, so that the first client query does not wait for a TCP
      * and TLS handshake. A failure here is logged and costs nothing else.
      */
+    @Override
     public void connectAhead() {
         loop.execute(() -> {
             if (!closed && openConnections() == 0 && handshakeBudget.tryTake()) {

@@ -3,7 +3,10 @@ package io.dotproxy.upstream;
 import io.dotproxy.dns.Message;
 import io.dotproxy.dns.WireFormatException;
 import io.netty.buffer.ByteBuf;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.buffer.Unpooled;
+import io.netty.channel.EventLoop;
+import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.concurrent.ThreadLocalRandom;
 
@@ -13,6 +16,15 @@ import java.util.concurrent.ThreadLocalRandom;
  * through the upstream's normal path, so a DoT probe rides a pooled connection when one is open.
  */
 public final class Member {
+    /**
+     * How a member's circuit breaker probes.
+     *
+     * @param firstBackOff first wait before a probe after the circuit opens; it doubles from there
+     * @param maxBackOff cap on that wait
+     * @param probeTimeout how long a probe may take
+     */
+    public record Probing(Duration firstBackOff, Duration maxBackOff, Duration probeTimeout) {}
+
     private final Upstream upstream;
     private final UpstreamHealth health;
     private final LatencyTracker latency = new LatencyTracker();
@@ -23,6 +35,24 @@ public final class Member {
         this.health = health;
         this.probeTimeout = probeTimeout;
         health.setProber(this::probe);
+    }
+
+    /** A DoT resolver as a member, with its own meters and circuit breaker, run on {@code loop}. */
+    public static Member dot(UpstreamAddress address, TlsClientContext tls, EventLoop loop,
+                             DotUpstream.Settings settings, Probing probing, MeterRegistry registry) {
+        UpstreamMetrics metrics = new UpstreamMetrics(registry, address.toString());
+        return withHealth(new DotUpstream(address, tls, loop, settings, metrics), loop, probing, metrics);
+    }
+
+    /** A plain DNS server (fallback only) as a member, with its own meters and circuit breaker. */
+    public static Member plain(InetSocketAddress server, EventLoop loop, Probing probing, MeterRegistry registry) {
+        UpstreamMetrics metrics = new UpstreamMetrics(registry, PlainUpstream.nameOf(server));
+        return withHealth(new PlainUpstream(server, loop, metrics), loop, probing, metrics);
+    }
+
+    private static Member withHealth(Upstream upstream, EventLoop loop, Probing probing, UpstreamMetrics metrics) {
+        UpstreamHealth health = new UpstreamHealth(upstream.name(), loop, probing.firstBackOff(), probing.maxBackOff(), metrics);
+        return new Member(upstream, health, probing.probeTimeout());
     }
 
     public Upstream upstream() {

@@ -41,9 +41,14 @@ public final class PlainUpstream implements Upstream {
 
     public PlainUpstream(InetSocketAddress server, EventLoop loop, UpstreamMetrics metrics) {
         this.server = server;
-        this.name = NetUtil.toSocketAddressString(server) + "#plain";
+        this.name = nameOf(server);
         this.loop = loop;
         this.metrics = metrics;
+    }
+
+    /** The name of the plain server at {@code server}, as in logs and metric tags: {@code ip:port#plain}. */
+    public static String nameOf(InetSocketAddress server) {
+        return NetUtil.toSocketAddressString(server) + "#plain";
     }
 
     @Override

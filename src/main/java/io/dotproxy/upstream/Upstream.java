@@ -21,6 +21,12 @@ public interface Upstream extends AutoCloseable {
      */
     void query(ByteBuf query, Message parsed, long deadlineNanos, QueryCallback callback);
 
+    /**
+     * Prepares for the first query without waiting for it, e.g. by opening a connection; a
+     * failure here only shows in logs and meters. Nothing to do where nothing persists.
+     */
+    default void connectAhead() {}
+
     /** A short stable name for logs and metric tags, such as {@code 1.1.1.1:853#cloudflare-dns.com}. */
     String name();
 

@@ -73,6 +73,16 @@ public final class Upstreams implements Upstream {
         this.hedgeBudget = new HedgeBudget(settings.hedgeMaxShare());
     }
 
+    /**
+     * The plain fallback: its servers in order, every answer taken as it is, no hedging, and tried
+     * even when they all look down (it is the last resort already).
+     */
+    public static Upstreams plainFallback(List<Member> servers, Duration attemptTimeout, EventExecutor timers,
+                                          GroupMetrics metrics) {
+        return new Upstreams(servers, new Policy.Failover(),
+                new Settings(attemptTimeout, false, false, Duration.ZERO, 0, true), null, timers, metrics);
+    }
+
     @Override
     public void query(ByteBuf query, Message parsed, long deadlineNanos, QueryCallback callback) {
         hedgeBudget.countQuery();

@@ -6,22 +6,17 @@ import io.dotproxy.server.ServerMetrics;
 import io.dotproxy.upstream.DotUpstream;
 import io.dotproxy.upstream.GroupMetrics;
 import io.dotproxy.upstream.Member;
-import io.dotproxy.upstream.PlainUpstream;
 import io.dotproxy.upstream.Policy;
 import io.dotproxy.upstream.TlsClientContext;
 import io.dotproxy.upstream.UpstreamAddress;
-import io.dotproxy.upstream.UpstreamHealth;
-import io.dotproxy.upstream.UpstreamMetrics;
 import io.dotproxy.upstream.Upstreams;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.epoll.Epoll;
 import io.netty.channel.epoll.EpollEventLoopGroup;
 import io.netty.channel.nio.NioEventLoopGroup;
-import io.netty.util.NetUtil;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
@@ -155,26 +150,18 @@ public final class ProxyHarness implements AutoCloseable {
             DotUpstream.Settings settings = new DotUpstream.Settings(attempt, b.idleTimeout, b.maxInFlight,
                     b.poolSize, b.handshakesPerSecond, b.handshakeBurst, b.pins);
             GroupMetrics groupMetrics = new GroupMetrics(registry);
+            Member.Probing probing = new Member.Probing(b.firstBackOff, Duration.ofSeconds(5), attempt);
             List<Member> members = new ArrayList<>();
             for (String spec : b.specs) {
-                UpstreamAddress address = UpstreamAddress.parse(spec, 853);
-                UpstreamMetrics metrics = new UpstreamMetrics(registry, address.toString());
-                EventLoop loop = group.next();
-                members.add(new Member(new DotUpstream(address, tls, loop, settings, metrics),
-                        new UpstreamHealth(address.toString(), loop, b.firstBackOff, Duration.ofSeconds(5), metrics), attempt));
+                members.add(Member.dot(UpstreamAddress.parse(spec, 853), tls, group.next(), settings, probing, registry));
             }
             Upstreams plain = null;
             if (!b.fallback.isEmpty()) {
                 List<Member> plainMembers = new ArrayList<>();
                 for (InetSocketAddress address : b.fallback) {
-                    UpstreamMetrics metrics = new UpstreamMetrics(registry, NetUtil.toSocketAddressString(address) + "#plain");
-                    EventLoop loop = group.next();
-                    PlainUpstream upstream = new PlainUpstream(address, loop, metrics);
-                    plainMembers.add(new Member(upstream, new UpstreamHealth(upstream.name(), loop, b.firstBackOff,
-                            Duration.ofSeconds(5), metrics), attempt));
+                    plainMembers.add(Member.plain(address, group.next(), probing, registry));
                 }
-                plain = new Upstreams(plainMembers, new Policy.Failover(),
-                        new Upstreams.Settings(attempt, false, false, Duration.ZERO, 0, true), null, group.next(), groupMetrics);
+                plain = Upstreams.plainFallback(plainMembers, attempt, group.next(), groupMetrics);
             }
             upstreams = new Upstreams(members, b.policy, new Upstreams.Settings(attempt, true, true,
                     b.hedgeMinDelay, b.hedgeShare, b.tryWhenAllDown), plain, group.next(), groupMetrics);
