@@ -74,7 +74,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
     private Channel channel;
     private ChannelHandlerContext ctx;
     private SslHandler ssl;
-    private java.util.Set<String> spkiPins = java.util.Set.of();
+    private final java.util.Set<String> spkiPins;
     private final long openedAtMillis = System.currentTimeMillis();
     private int inFlight;
     private boolean ready;
@@ -82,18 +82,18 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
     private boolean sweepScheduled;
     private long lastReadNanos = System.nanoTime();
 
-    private DotConnection(EventLoop loop, Owner owner, UpstreamMetrics metrics, int maxInFlight) {
+    private DotConnection(EventLoop loop, Owner owner, UpstreamMetrics metrics, DotUpstream.Settings settings) {
         this.loop = loop;
+        this.maxInFlight = settings.maxInFlight();
+        this.spkiPins = settings.spkiPins();
         this.owner = owner;
         this.metrics = metrics;
-        this.maxInFlight = maxInFlight;
     }
 
     /** Starts connecting; queries may be sent at once and are written after the handshake. */
     static DotConnection open(EventLoop loop, UpstreamAddress address, TlsClientContext tls,
                               DotUpstream.Settings settings, UpstreamMetrics metrics, Owner owner) {
-        DotConnection connection = new DotConnection(loop, owner, metrics, settings.maxInFlight());
-        connection.spkiPins = settings.spkiPins();
+        DotConnection connection = new DotConnection(loop, owner, metrics, settings);
         int timeoutMillis = (int) Math.min(Integer.MAX_VALUE, settings.connectTimeout().toMillis());
         Bootstrap bootstrap = new Bootstrap()
                 .group(loop)
@@ -316,7 +316,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
             if (query.isDone()) {
                 continue;
             }
-            if (now - query.deadlineNanos >= 0) {
+            if (query.expiredAt(now)) {
                 // Written, timed out, and nothing at all read since: the path may be dead
                 // (a NAT or load balancer that dropped the flow without a reset).
                 silentSinceWritten |= ready && query.sentAtNanos != 0 && query.sentAtNanos - lastReadNanos > 0;

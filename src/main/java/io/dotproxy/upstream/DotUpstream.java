@@ -110,9 +110,8 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
     }
 
     private void dispatch(InFlight query) {
-        if (System.nanoTime() - query.deadlineNanos >= 0) {
-            // Expired before it was written: our own backlog, not the upstream's health.
-            query.fail(query.sends == 0 ? UpstreamFailure.OVERLOADED : UpstreamFailure.TIMEOUT);
+        if (query.expiredAt(System.nanoTime())) {
+            query.expire();
             return;
         }
         if (closed) {
@@ -121,12 +120,16 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
         }
         DotConnection best = null;
         int freeSlot = -1;
+        int open = 0;
         for (int i = 0; i < pool.length; i++) {
             DotConnection connection = pool[i];
             if (connection == null || connection.isClosed()) {
                 pool[i] = null;
                 freeSlot = i;
-            } else if (connection.hasRoom() && (best == null || isBetter(connection, best))) {
+                continue;
+            }
+            open++;
+            if (connection.hasRoom() && (best == null || isBetter(connection, best))) {
                 best = connection;
             }
         }
@@ -141,7 +144,7 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
             }
         }
         if (best == null) {
-            if (freeSlot >= 0 && openConnections() == 0) {
+            if (open == 0) {
                 query.fail(UpstreamFailure.UNAVAILABLE); // no connection, and the handshake budget is spent
             } else if (waiting.size() < maxWaiting) {
                 waiting.add(query); // every connection is full: wait for room
@@ -168,8 +171,8 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
     public void roomFreed(DotConnection connection) {
         while (!waiting.isEmpty() && connection.hasRoom() && connection.isReady()) {
             InFlight query = waiting.poll();
-            if (System.nanoTime() - query.deadlineNanos >= 0) {
-                query.fail(query.sends == 0 ? UpstreamFailure.OVERLOADED : UpstreamFailure.TIMEOUT);
+            if (query.expiredAt(System.nanoTime())) {
+                query.expire();
             } else {
                 connection.send(query);
             }
@@ -188,8 +191,8 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
         waitSweepScheduled = false;
         long now = System.nanoTime();
         waiting.removeIf(query -> {
-            if (now - query.deadlineNanos >= 0) {
-                query.fail(query.sends == 0 ? UpstreamFailure.OVERLOADED : UpstreamFailure.TIMEOUT);
+            if (query.expiredAt(now)) {
+                query.expire();
                 return true;
             }
             return false;

@@ -34,6 +34,19 @@ final class InFlight {
         return done;
     }
 
+    boolean expiredAt(long nowNanos) {
+        return nowNanos - deadlineNanos >= 0;
+    }
+
+    /**
+     * Fails a query whose deadline passed while it waited on our side. Never written: our own
+     * backlog (OVERLOADED), which must not count against the upstream's health; written before
+     * (and waiting for a resend): the upstream's TIMEOUT.
+     */
+    void expire() {
+        fail(sends == 0 ? UpstreamFailure.OVERLOADED : UpstreamFailure.TIMEOUT);
+    }
+
     void answer(ByteBuf answer, long nowNanos) {
         done = true;
         wire.release();
