@@ -45,6 +45,11 @@ public final class UpstreamMetrics {
         Duration.ofSeconds(1), Duration.ofSeconds(2), Duration.ofSeconds(5)
     };
 
+    private static final String REQUESTS = "dotproxy.upstream.requests";
+    private static final String REQUESTS_HELP = "Queries sent to the upstream, by outcome";
+    private static final String PROBES = "dotproxy.upstream.probes";
+    private static final String PROBES_HELP = "Health probes sent while the upstream was down, by result";
+
     private final Timer rtt;
     private final Counter answered;
     private final EnumMap<UpstreamFailure, Counter> failures = new EnumMap<>(UpstreamFailure.class);
@@ -71,15 +76,12 @@ public final class UpstreamMetrics {
                 .tag("upstream", upstream)
                 .serviceLevelObjectives(RTT_BUCKETS)
                 .register(registry);
-        answered = requests(registry, upstream, "answered");
+        answered = byResult(REQUESTS, REQUESTS_HELP, "answered");
         for (UpstreamFailure failure : UpstreamFailure.values()) {
-            failures.put(failure, requests(registry, upstream, failure.tag()));
+            failures.put(failure, byResult(REQUESTS, REQUESTS_HELP, failure.tag()));
         }
         for (Error error : Error.values()) {
-            errors.put(error, Counter.builder("dotproxy.upstream.errors")
-                    .description("Connection and protocol errors by kind")
-                    .tags("upstream", upstream, "result", error.tag())
-                    .register(registry));
+            errors.put(error, byResult("dotproxy.upstream.errors", "Connection and protocol errors by kind", error.tag()));
         }
         FunctionCounter.builder("dotproxy.upstream.handshakes", handshakes, AtomicLong::get)
                 .description("Completed TLS handshakes")
@@ -93,8 +95,8 @@ public final class UpstreamMetrics {
                 .description("Hedged second attempts sent to this upstream because another was slower than its p95")
                 .tag("upstream", upstream)
                 .register(registry);
-        probesAnswered = probes(registry, upstream, "answered");
-        probesFailed = probes(registry, upstream, "failed");
+        probesAnswered = byResult(PROBES, PROBES_HELP, "answered");
+        probesFailed = byResult(PROBES, PROBES_HELP, "failed");
         Gauge.builder("dotproxy.upstream.connections", openConnections, AtomicInteger::get)
                 .description("Open connections")
                 .tag("upstream", upstream)
@@ -109,9 +111,9 @@ public final class UpstreamMetrics {
                 .register(registry);
     }
 
-    private static Counter probes(MeterRegistry registry, String upstream, String result) {
-        return Counter.builder("dotproxy.upstream.probes")
-                .description("Health probes sent while the upstream was down, by result")
+    /** A counter of this upstream for one outcome, tagged {@code result}. */
+    private Counter byResult(String name, String description, String result) {
+        return Counter.builder(name).description(description)
                 .tags("upstream", upstream, "result", result)
                 .register(registry);
     }
@@ -148,13 +150,6 @@ public final class UpstreamMetrics {
 
     void settled() {
         inFlight.decrementAndGet();
-    }
-
-    private static Counter requests(MeterRegistry registry, String upstream, String result) {
-        return Counter.builder("dotproxy.upstream.requests")
-                .description("Queries sent to the upstream, by outcome")
-                .tags("upstream", upstream, "result", result)
-                .register(registry);
     }
 
     void answered(long rttNanos) {
