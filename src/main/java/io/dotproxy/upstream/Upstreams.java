@@ -214,7 +214,7 @@ public final class Upstreams implements Upstream {
         private List<Member> candidates() {
             List<Member> candidates = new ArrayList<>(members.size());
             for (int i = 0; i < members.size(); i++) {
-                if (!tried[i] && members.get(i).health().isUp()) {
+                if (isCandidate(i)) {
                     candidates.add(members.get(i));
                 }
             }
@@ -223,11 +223,16 @@ public final class Upstreams implements Upstream {
 
         private boolean hasCandidate() {
             for (int i = 0; i < members.size(); i++) {
-                if (!tried[i] && members.get(i).health().isUp()) {
+                if (isCandidate(i)) {
                     return true;
                 }
             }
             return false;
+        }
+
+        /** Healthy and not tried yet for this query. */
+        private boolean isCandidate(int index) {
+            return !tried[index] && members.get(index).health().isUp();
         }
 
         private boolean allDown() {
