@@ -8,7 +8,8 @@
 - miss.bench: any name under it answers A 192.0.2.1 (a redirect zone), so every run can ask
   names no proxy has seen before: true cache misses, also for proxies that cache.
 - hot.bench: 1,000 fixed names, asked again and again: cache hits after the first round.
-- txt700/txt1700/txt3300.bench: TXT answers of about 700, 1,700 and 3,300 octets.
+- txt700/txt1700/txt3300.bench: TXT answers of about 700, 1,700 and 3,300 octets for any name
+  under them (redirect zones too), so the large answers are cache misses as well.
 """
 import random
 import sys
@@ -35,6 +36,7 @@ def zone(work):
         '  local-zone: "bench." static',
     ]
     for size in (700, 1700, 3300):
+        lines.append(f'  local-zone: "txt{size}.bench." redirect')
         lines += txt_records(f"txt{size}.bench", size)
     (work / "zone.conf").write_text("\n".join(lines) + "\n")
     (work / "hot.txt").write_text("".join(f"h{i}.hot.bench A\n" for i in range(1000)))
@@ -45,10 +47,11 @@ def names(path, count, seed, mixed):
     sizes = ["txt700.bench TXT", "txt1700.bench TXT", "txt3300.bench TXT"]
     with open(path, "w") as out:
         for i in range(count):
+            unique = f"s{seed}-{rng.getrandbits(48):012x}"
             if mixed and i % 10 == 9:
-                out.write(sizes[i // 10 % 3] + "\n")
+                out.write(f"{unique}.{sizes[i // 10 % 3]}\n")
             else:
-                out.write(f"s{seed}-{rng.getrandbits(48):012x}.miss.bench A\n")
+                out.write(f"{unique}.miss.bench A\n")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,12 @@ def parse(path):
         run["per_cpu_s"] = run["completed"] / (float(m.group(1)) / float(m.group(2)))
     codes = re.search(r"Response codes:\s+(.*)", text)
     run["codes"] = codes.group(1).strip() if codes else "none"
+    # A SERVFAIL is an answer but not a resolution: throughput ratios count NOERROR answers only.
+    noerror = re.search(r"NOERROR \d+ \(([\d.]+)%\)", run["codes"])
+    run["ok_qps"] = run["qps"] * (float(noerror.group(1)) / 100 if noerror else 0.0)
+    m = re.search(r"^upstream_queries (\d+)$", text, re.M)
+    if m and run["completed"]:
+        run["upstream_share"] = float(m.group(1)) / run["completed"]
     return run
 
 
@@ -74,23 +80,28 @@ out.append(f"Run {meta['date'][0]} on {meta['machine'][0]}; pinning: {meta['pinn
 out.append("Versions: " + "; ".join(meta["version"]) + ".\n")
 ceiling = median("ceiling", "miss-dot", "qps")
 out.append(f"Ceiling (dnsperf -m dot straight at the upstream, unique names): **{fmt(ceiling, 0)} q/s**.\n")
+out.append("Ratios compare NOERROR answers per second (a SERVFAIL under load is not a resolution). "
+           "\"Upstream queries per answer\" is what the upstream counted during the run, per answer "
+           "the client got: about 1 for a cache miss, near 0 for cache hits.\n")
 
 for scenario, title in SCENARIOS.items():
     out.append(f"\n## {title}\n")
-    out.append("| proxy | q/s | avg ms | p50 ms | p99 ms | lost | answers per CPU-s | RSS MiB | codes |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    out.append("| proxy | q/s | NOERROR q/s | upstream queries per answer | avg ms | p50 ms | p99 ms | lost "
+               "| answers per CPU-s | RSS MiB | codes |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for proxy in proxies:
         cells = runs.get((proxy, scenario), [])
         codes = cells[len(cells) // 2]["codes"] if cells else "—"
-        out.append(f"| {proxy} | {fmt(median(proxy, scenario, 'qps'), 0)} | {fmt(median(proxy, scenario, 'avg_ms'), 3)} "
+        out.append(f"| {proxy} | {fmt(median(proxy, scenario, 'qps'), 0)} | {fmt(median(proxy, scenario, 'ok_qps'), 0)} "
+                   f"| {fmt(median(proxy, scenario, 'upstream_share'), 2)} | {fmt(median(proxy, scenario, 'avg_ms'), 3)} "
                    f"| {fmt(median(proxy, scenario, 'p50_ms'), 3)} | {fmt(median(proxy, scenario, 'p99_ms'), 3)} "
                    f"| {fmt(median(proxy, scenario, 'lost'), 0)} | {fmt(median(proxy, scenario, 'per_cpu_s'), 0)} "
                    f"| {fmt(rss.get(proxy, (None,))[0], 0)} | {codes} |")
-    peers = [(median(p, scenario, "qps"), p) for p in PEERS if median(p, scenario, "qps")]
-    ours = median("dot-proxy", scenario, "qps")
+    peers = [(median(p, scenario, "ok_qps"), p) for p in PEERS if median(p, scenario, "ok_qps")]
+    ours = median("dot-proxy", scenario, "ok_qps")
     if peers and ours:
         best, who = max(peers)
-        line = f"\ndot-proxy / best peer ({who}): **{ours / best:.2f}×** q/s"
+        line = f"\ndot-proxy / best peer ({who}): **{ours / best:.2f}×** NOERROR q/s"
         if scenario.startswith("miss") and ceiling:
             line += f"; dot-proxy / ceiling: **{ours / ceiling:.2f}×**"
         if scenario == "rate-udp":

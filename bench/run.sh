@@ -74,12 +74,14 @@ printf 'subjectAltName=DNS:bench.test,IP:127.0.0.1\n' > "$work/ext.cnf"
 openssl x509 -req -in "$work/up.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
   -out "$work/up.pem" -days 30 -extfile "$work/ext.cnf" 2>/dev/null
 python3 "$here/gen.py" zone "$work"
-seed=0
+echo 0 > "$work/seed"
 fresh() { # mode count -> a query file of names never asked before in this run
-  seed=$((seed + 1))
-  python3 "$here/gen.py" "$1" "$work/$1-$seed.txt" "$2" "$seed"
-  rm -f "$work/$1-$((seed - 1)).txt"
-  echo "$work/$1-$seed.txt"
+  # Called as $(fresh ...), so in a subshell: the seed lives in a file, not in a variable.
+  local seed=$(( $(cat "$work/seed") + 1 ))
+  echo "$seed" > "$work/seed"
+  rm -f "$work"/query-*.txt
+  python3 "$here/gen.py" "$1" "$work/query-$seed.txt" "$2" "$seed"
+  echo "$work/query-$seed.txt"
 }
 miss_count=$(( seconds * 100000 ))
 
@@ -105,7 +107,9 @@ server:
 $common_unbound
 $(cat "$work/zone.conf")
 remote-control:
-  control-enable: no
+  control-enable: yes
+  control-interface: "$work/upstream.ctl"
+  control-use-cert: no
 CONF
 
 start() { # name, command...: starts in the background, remembers the pid
@@ -194,14 +198,21 @@ start_proxy() { # name -> pid
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# Queries the upstream has answered so far: a cache miss shows up here, a cache hit does not.
+upstream_queries() {
+  unbound-control -c "$work/upstream.conf" stats_noreset | sed -n 's/^total.num.queries=//p'
+}
+
 perf() { # label port dnsperf-args...: one recorded run, with the proxy's CPU time around it
   local label=$1 target=$2 pid=${3:-}; shift 3
-  local before=0
+  local before=0 upstream_before
   [ -n "$pid" ] && before=$(cpu_ticks "$pid")
+  upstream_before=$(upstream_queries)
   "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "$target" -l "$seconds" "$@" > "$raw/$label.txt" 2>&1 || true
   if [ -n "$pid" ]; then
     echo "proxy_cpu_seconds $(( $(cpu_ticks "$pid") - before )) $(getconf CLK_TCK)" >> "$raw/$label.txt"
   fi
+  echo "upstream_queries $(( $(upstream_queries) - upstream_before ))" >> "$raw/$label.txt"
 }
 
 scenarios() { # name port pid
