@@ -1,7 +1,7 @@
 package io.dotproxy.server;
 
 import io.dotproxy.dns.Rcode;
-import io.micrometer.core.instrument.Counter;
+import io.dotproxy.metrics.Tally;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.util.EnumMap;
@@ -33,48 +33,42 @@ public final class ServerMetrics {
         UNTRUNCATABLE
     }
 
-    private final EnumMap<Transport, Counter> queries = new EnumMap<>(Transport.class);
-    private final EnumMap<Transport, Counter[]> responses = new EnumMap<>(Transport.class);
-    private final EnumMap<Transport, EnumMap<Drop, Counter>> drops = new EnumMap<>(Transport.class);
-    private final EnumMap<Transport, EnumMap<Error, Counter>> errors = new EnumMap<>(Transport.class);
-    private final Counter truncated;
-    private final Counter rejectedConnections;
+    private final EnumMap<Transport, Tally> queries = new EnumMap<>(Transport.class);
+    private final EnumMap<Transport, Tally[]> responses = new EnumMap<>(Transport.class);
+    private final EnumMap<Transport, EnumMap<Drop, Tally>> drops = new EnumMap<>(Transport.class);
+    private final EnumMap<Transport, EnumMap<Error, Tally>> errors = new EnumMap<>(Transport.class);
+    private final Tally truncated;
+    private final Tally rejectedConnections;
     private final AtomicInteger openConnections = new AtomicInteger();
 
     public ServerMetrics(MeterRegistry registry) {
         for (Transport transport : Transport.values()) {
             String proto = transport.tag();
-            queries.put(transport, Counter.builder("dotproxy.server.queries")
-                    .description("Queries received, by transport")
-                    .tag("proto", proto).register(registry));
-            Counter[] byRcode = new Counter[Rcode.HEADER_VALUES];
+            queries.put(transport, Tally.register(registry, "dotproxy.server.queries",
+                    "Queries received, by transport", "proto", proto));
+            Tally[] byRcode = new Tally[Rcode.HEADER_VALUES];
             for (int rcode = 0; rcode < byRcode.length; rcode++) {
-                byRcode[rcode] = Counter.builder("dotproxy.server.responses")
-                        .description("Answers sent to clients, by transport and response code")
-                        .tags("proto", proto, "rcode", Rcode.name(rcode)).register(registry);
+                byRcode[rcode] = Tally.register(registry, "dotproxy.server.responses",
+                        "Answers sent to clients, by transport and response code", "proto", proto, "rcode", Rcode.name(rcode));
             }
             responses.put(transport, byRcode);
-            EnumMap<Drop, Counter> dropCounters = new EnumMap<>(Drop.class);
+            EnumMap<Drop, Tally> dropCounters = new EnumMap<>(Drop.class);
             for (Drop drop : Drop.values()) {
-                dropCounters.put(drop, Counter.builder("dotproxy.server.dropped")
-                        .description("Packets dropped without an answer, by reason")
-                        .tags("proto", proto, "result", tag(drop)).register(registry));
+                dropCounters.put(drop, Tally.register(registry, "dotproxy.server.dropped",
+                        "Packets dropped without an answer, by reason", "proto", proto, "result", tag(drop)));
             }
             drops.put(transport, dropCounters);
-            EnumMap<Error, Counter> errorCounters = new EnumMap<>(Error.class);
+            EnumMap<Error, Tally> errorCounters = new EnumMap<>(Error.class);
             for (Error error : Error.values()) {
-                errorCounters.put(error, Counter.builder("dotproxy.server.errors")
-                        .description("Error answers made by the proxy itself, by reason")
-                        .tags("proto", proto, "result", tag(error)).register(registry));
+                errorCounters.put(error, Tally.register(registry, "dotproxy.server.errors",
+                        "Error answers made by the proxy itself, by reason", "proto", proto, "result", tag(error)));
             }
             errors.put(transport, errorCounters);
         }
-        truncated = Counter.builder("dotproxy.server.truncated")
-                .description("UDP answers cut to the client's payload size with TC=1")
-                .tag("proto", Transport.UDP.tag()).register(registry);
-        rejectedConnections = Counter.builder("dotproxy.server.connections.rejected")
-                .description("TCP connections closed at once because the connection cap was reached")
-                .tag("proto", Transport.TCP.tag()).register(registry);
+        truncated = Tally.register(registry, "dotproxy.server.truncated",
+                "UDP answers cut to the client's payload size with TC=1", "proto", Transport.UDP.tag());
+        rejectedConnections = Tally.register(registry, "dotproxy.server.connections.rejected",
+                "TCP connections closed at once because the connection cap was reached", "proto", Transport.TCP.tag());
         Gauge.builder("dotproxy.server.connections", openConnections, AtomicInteger::get)
                 .description("Open client TCP connections")
                 .tag("proto", Transport.TCP.tag()).register(registry);

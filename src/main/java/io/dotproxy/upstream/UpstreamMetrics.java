@@ -1,7 +1,6 @@
 package io.dotproxy.upstream;
 
-import io.micrometer.core.instrument.Counter;
-import io.micrometer.core.instrument.FunctionCounter;
+import io.dotproxy.metrics.Tally;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
@@ -9,7 +8,6 @@ import java.time.Duration;
 import java.util.EnumMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The meters of one upstream, registered once at start-up; the hot path only increments.
@@ -51,17 +49,14 @@ public final class UpstreamMetrics {
     private static final String PROBES_HELP = "Health probes sent while the upstream was down, by result";
 
     private final Timer rtt;
-    private final Counter answered;
-    private final EnumMap<UpstreamFailure, Counter> failures = new EnumMap<>(UpstreamFailure.class);
-    private final EnumMap<Error, Counter> errors = new EnumMap<>(Error.class);
-    // Handshakes can happen during start-up, before Quarkus attaches the Prometheus registry to
-    // the composite one; increments of an ordinary counter made then are lost. These are read
-    // at scrape time instead.
-    private final AtomicLong handshakes = new AtomicLong();
-    private final AtomicLong resumedHandshakes = new AtomicLong();
-    private final Counter hedges;
-    private final Counter probesAnswered;
-    private final Counter probesFailed;
+    private final Tally answered;
+    private final EnumMap<UpstreamFailure, Tally> failures = new EnumMap<>(UpstreamFailure.class);
+    private final EnumMap<Error, Tally> errors = new EnumMap<>(Error.class);
+    private final Tally handshakes;
+    private final Tally resumedHandshakes;
+    private final Tally hedges;
+    private final Tally probesAnswered;
+    private final Tally probesFailed;
     private final AtomicInteger openConnections = new AtomicInteger();
     private final AtomicInteger inFlight = new AtomicInteger();
     private final MeterRegistry registry;
@@ -83,18 +78,12 @@ public final class UpstreamMetrics {
         for (Error error : Error.values()) {
             errors.put(error, byResult("dotproxy.upstream.errors", "Connection and protocol errors by kind", error.tag()));
         }
-        FunctionCounter.builder("dotproxy.upstream.handshakes", handshakes, AtomicLong::get)
-                .description("Completed TLS handshakes")
-                .tag("upstream", upstream)
-                .register(registry);
-        FunctionCounter.builder("dotproxy.upstream.handshakes.resumed", resumedHandshakes, AtomicLong::get)
-                .description("Completed TLS handshakes that resumed an earlier session")
-                .tag("upstream", upstream)
-                .register(registry);
-        hedges = Counter.builder("dotproxy.upstream.hedges")
-                .description("Hedged second attempts sent to this upstream because another was slower than its p95")
-                .tag("upstream", upstream)
-                .register(registry);
+        handshakes = Tally.register(registry, "dotproxy.upstream.handshakes",
+                "Completed TLS handshakes", "upstream", upstream);
+        resumedHandshakes = Tally.register(registry, "dotproxy.upstream.handshakes.resumed",
+                "Completed TLS handshakes that resumed an earlier session", "upstream", upstream);
+        hedges = Tally.register(registry, "dotproxy.upstream.hedges",
+                "Hedged second attempts sent to this upstream because another was slower than its p95", "upstream", upstream);
         probesAnswered = byResult(PROBES, PROBES_HELP, "answered");
         probesFailed = byResult(PROBES, PROBES_HELP, "failed");
         Gauge.builder("dotproxy.upstream.connections", openConnections, AtomicInteger::get)
@@ -112,10 +101,8 @@ public final class UpstreamMetrics {
     }
 
     /** A counter of this upstream for one outcome, tagged {@code result}. */
-    private Counter byResult(String name, String description, String result) {
-        return Counter.builder(name).description(description)
-                .tags("upstream", upstream, "result", result)
-                .register(registry);
+    private Tally byResult(String name, String description, String result) {
+        return Tally.register(registry, name, description, "upstream", upstream, "result", result);
     }
 
     /** Registers one gauge per circuit state: 1 for the current state, 0 for the others. */
@@ -137,7 +124,7 @@ public final class UpstreamMetrics {
     }
 
     void resumedHandshake() {
-        resumedHandshakes.incrementAndGet();
+        resumedHandshakes.increment();
     }
 
     void certificateExpires(java.time.Instant notAfter) {
@@ -166,7 +153,7 @@ public final class UpstreamMetrics {
     }
 
     void handshake() {
-        handshakes.incrementAndGet();
+        handshakes.increment();
     }
 
     void connectionOpened() {

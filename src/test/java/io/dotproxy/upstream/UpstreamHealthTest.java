@@ -83,7 +83,7 @@ class UpstreamHealthTest {
         assertEquals(UpstreamHealth.State.DOWN, health.state());
         probeAnswers.set(true);
         waitFor(() -> health.state() == UpstreamHealth.State.UP, "an answered probe closes the circuit");
-        assertEquals(1.0, registry.find("dotproxy.upstream.probes").tag("result", "answered").counter().count(), 0.0);
+        assertEquals(1.0, registry.find("dotproxy.upstream.probes").tag("result", "answered").functionCounter().count(), 0.0);
     }
 
     @Test
