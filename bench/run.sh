@@ -7,7 +7,8 @@
 #   BENCH_SECONDS=5 BENCH_REPEATS=1 BENCH_PROXIES="dot-proxy kresd" bash bench/run.sh
 #
 # Scenarios, each repeated BENCH_REPEATS times (the report gives medians):
-# Each proxy first gets an unrecorded warm-up (BENCH_WARMUP seconds, default 10: JIT, TLS, caches).
+# Each proxy first gets an unrecorded warm-up (twice BENCH_WARMUP seconds, default 10: JIT, TLS),
+# with unique names (a warm cache would not help the cache-miss cells).
 #   miss-udp / miss-tcp  maximum throughput, every name new to the run (cache misses), UDP / TCP
 #   rate-udp             fixed 2,000 q/s, unique A names plus large TXT answers: latency percentiles
 #   hot-udp              maximum throughput over 1,000 names asked again and again (cache hits)
@@ -74,6 +75,10 @@ printf 'subjectAltName=DNS:bench.test,IP:127.0.0.1\n' > "$work/ext.cnf"
 openssl x509 -req -in "$work/up.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
   -out "$work/up.pem" -days 30 -extfile "$work/ext.cnf" 2>/dev/null
 python3 "$here/gen.py" zone "$work"
+# As the image does at build time: a class-data sharing archive for this machine's JVM.
+log "writing dot-proxy's class-data sharing archive (src/main/docker/cds-train.sh)"
+# shellcheck disable=SC2086
+bash "$root/src/main/docker/cds-train.sh" "$jar" "$work/app-cds.jsa" $java_opts
 echo 0 > "$work/seed"
 fresh() { # mode count -> a query file of names never asked before in this run
   # Called as $(fresh ...), so in a subshell: the seed lives in a file, not in a variable.
@@ -185,7 +190,7 @@ write_configs
 
 start_proxy() { # name -> pid
   case $1 in
-    dot-proxy) MALLOC_ARENA_MAX=2 start dot-proxy "${proxy_cpu[@]}" java $java_opts \
+    dot-proxy) MALLOC_ARENA_MAX=2 start dot-proxy "${proxy_cpu[@]}" java -XX:SharedArchiveFile="$work/app-cds.jsa" $java_opts \
                  -Ddotproxy.listen.host=127.0.0.1 -Ddotproxy.listen.port="${port[dot-proxy]}" \
                  -Ddotproxy.upstreams=127.0.0.1:8853#bench.test -Ddotproxy.tls.ca-file="$work/ca.pem" \
                  -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port=9080 -jar "$jar" ;;
@@ -232,7 +237,7 @@ scenarios() { # name port pid
   echo "pinning $pinning"
   echo "seconds $seconds"
   echo "repeats $repeats"
-  echo "version dot-proxy $(cd "$root" && git describe --always --dirty 2>/dev/null || echo unknown), $(java -version 2>&1 | head -1) with $java_opts"
+  echo "version dot-proxy $(cd "$root" && git describe --always --dirty 2>/dev/null || echo unknown), $(java -version 2>&1 | head -1) with $java_opts and a class-data sharing archive"
   echo "version $(dnsdist --version 2>/dev/null | head -1)"
   echo "version $(kresd --version 2>/dev/null | head -1)"
   echo "version unbound $(unbound -V 2>/dev/null | sed -n 's/^Version //p')"
@@ -254,9 +259,12 @@ for name in $proxies; do
     continue
   fi
   echo "ready $name $(( ($(date +%s%N) - started) / 1000000 ))" >> "$raw/meta.txt"
-  log "$name: warm-up (${warmup}s, not recorded)"
+  log "$name: warm-up (${warmup}s and ${warmup}s with large answers, not recorded)"
   "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "${port[$name]}" -l "$warmup" -d "$(fresh miss $(( warmup * 100000 )))" \
     -c 8 -q 500 >/dev/null 2>&1 || true
+  # The paths the latency cell takes too (large answers, truncation), with names never asked again.
+  "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "${port[$name]}" -l "$warmup" -d "$(fresh mixed $(( warmup * 100000 )))" \
+    -c 8 -q 500 -e >/dev/null 2>&1 || true
   if [ "$name" = dot-proxy ]; then
     handshakes_before=$(curl -s 127.0.0.1:9080/q/metrics | awk '/^dotproxy_upstream_handshakes_total/ {s += $2} END {print s + 0}')
   fi
