@@ -127,6 +127,43 @@ class DigAgainstUnboundIT {
         assertFalse(retried.matches("(?s).*flags: qr[a-z ]* tc.*"), retried);
     }
 
+    /**
+     * The image's start-up recipe with this JVM: its JAVA_OPTS, and the class-data sharing archive
+     * that {@code src/main/docker/cds-train.sh} writes at image build. {@code -Xshare:on} makes the
+     * JVM refuse to start unless the archive maps.
+     */
+    @Test
+    void imageJvmOptionsWithTheTrainedCdsArchiveStartAndAnswer() throws Exception {
+        String dockerfile = Files.readString(Path.of("Dockerfile.jvm"));
+        java.util.regex.Matcher opts = java.util.regex.Pattern.compile("(?m)^ENV JAVA_OPTS=\"(.*)\"$").matcher(dockerfile);
+        assertTrue(opts.find(), "JAVA_OPTS in Dockerfile.jvm");
+        List<String> javaOpts = List.of(opts.group(1).split(" "));
+        Path archive = dir.resolve("app-cds.jsa");
+
+        List<String> train = new ArrayList<>(List.of("bash", "src/main/docker/cds-train.sh",
+                ProxyProcess.JAR.toString(), archive.toString()));
+        train.addAll(javaOpts);
+        ProcessBuilder training = new ProcessBuilder(train).redirectErrorStream(true);
+        training.environment().put("PATH", Path.of(ProxyProcess.java()).getParent() + ":" + System.getenv("PATH"));
+        Process trainer = training.start();
+        String trainingOutput = new String(trainer.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(trainer.waitFor(60, java.util.concurrent.TimeUnit.SECONDS), "training finished");
+        assertEquals(0, trainer.exitValue(), trainingOutput);
+        assertTrue(Files.size(archive) > 1_000_000, "archive of " + Files.size(archive) + " octets");
+
+        int dns = freePort();
+        int http = freePort();
+        List<String> jvm = new ArrayList<>(List.of("-Xshare:on", "-XX:SharedArchiveFile=" + archive, "-Xlog:cds=info"));
+        jvm.addAll(javaOpts);
+        try (ProxyProcess imageLike = ProxyProcess.start(dir, jvm,
+                proxyProperties(dns, http, "127.0.0.1:" + unbound.port() + "#" + UnboundServer.TLS_NAME), Map.of())) {
+            imageLike.awaitReady(http);
+            String out = dig(dns, "a.test", "A");
+            assertTrue(out.contains("status: NOERROR"), out + imageLike.output());
+            assertTrue(imageLike.output().contains("Mapped dynamic region"), imageLike.output());
+        }
+    }
+
     @Test
     void dotHostEnvironmentVariableReplacesTheUpstreamList() throws Exception {
         int dns = freePort();

@@ -27,11 +27,18 @@ final class ProxyProcess implements AutoCloseable {
     /** Starts the jar with {@code -D} properties and extra environment variables. */
     static ProxyProcess start(Path dir, Map<String, String> properties, Map<String, String> environment)
             throws IOException {
+        return start(dir, List.of(), properties, environment);
+    }
+
+    /** Starts the jar with JVM options, {@code -D} properties and extra environment variables. */
+    static ProxyProcess start(Path dir, List<String> jvmOptions, Map<String, String> properties,
+                              Map<String, String> environment) throws IOException {
         if (!Files.isRegularFile(JAR)) {
             throw new IOException(JAR + " is missing: run the package phase first (./mvnw verify)");
         }
         List<String> command = new ArrayList<>();
-        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        command.add(java());
+        command.addAll(jvmOptions);
         properties.forEach((key, value) -> command.add("-D" + key + "=" + value));
         command.add("-jar");
         command.add(JAR.toString());
@@ -39,6 +46,11 @@ final class ProxyProcess implements AutoCloseable {
         ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
         builder.environment().putAll(environment);
         return new ProxyProcess(builder.start(), log);
+    }
+
+    /** The java launcher of the JVM running the tests. */
+    static String java() {
+        return Path.of(System.getProperty("java.home"), "bin", "java").toString();
     }
 
     /** Waits until {@code /q/health/ready} answers 200. */
