@@ -106,6 +106,29 @@ class BadInputTest {
     }
 
     @Test
+    void udpQueryLongerThanTheReadBufferGetsFormerrWithItsOwnId() throws IOException {
+        // Padding makes an otherwise valid query longer: 2,000 octets fit the 2,048-octet read, 2,200 do not.
+        Message fits = paddedQuery(0x2001, 1900);
+        assertTrue(fits.toWire().length <= 2048);
+        assertEquals(Rcode.NOERROR, new Message(DnsClient.udpRaw(proxy.port(), fits.toWire(), 3000)).getRcode());
+
+        Message tooLong = paddedQuery(0x2002, 2200);
+        assertTrue(tooLong.toWire().length > 2048);
+        Message answer = new Message(DnsClient.udpRaw(proxy.port(), tooLong.toWire(), 3000));
+        assertEquals(0x2002, answer.getHeader().getID());
+        assertEquals(Rcode.FORMERR, answer.getRcode());
+        assertServingStill();
+    }
+
+    private static Message paddedQuery(int id, int padding) {
+        Message query = DnsClient.query("long.example.");
+        query.getHeader().setID(id);
+        query.addRecord(new org.xbill.DNS.OPTRecord(1232, 0, 0, 0,
+                List.of(new org.xbill.DNS.GenericEDNSOption(12, new byte[padding]))), org.xbill.DNS.Section.ADDITIONAL);
+        return query;
+    }
+
+    @Test
     void notimpKeepsTheOpcodeOfTheQuery() throws IOException {
         byte[] answer = DnsClient.udpRaw(proxy.port(), hex("1234 2000 0001 0000 0000 0000 00 0006 0001"), 3000);
         assertEquals(Opcode.NOTIFY, new Message(answer).getHeader().getOpcode());
