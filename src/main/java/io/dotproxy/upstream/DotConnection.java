@@ -19,6 +19,7 @@ import io.netty.handler.ssl.ReferenceCountedOpenSslEngine;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.internal.tcnative.SSL;
 import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.ScheduledFuture;
 import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
@@ -79,6 +80,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
     private boolean ready;
     private boolean closed;
     private boolean sweepScheduled;
+    private ScheduledFuture<?> idleCheck;
     private long lastReadNanos = System.nanoTime();
     private long lastWriteNanos;
 
@@ -256,7 +258,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
     }
 
     private void scheduleIdleCheck(long delayNanos) {
-        loop.schedule(this::checkIdle, delayNanos, TimeUnit.NANOSECONDS);
+        idleCheck = loop.schedule(this::checkIdle, delayNanos, TimeUnit.NANOSECONDS);
     }
 
     /** Closes the connection once nothing was in flight, read or written for the idle timeout. */
@@ -297,6 +299,9 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
             return;
         }
         closed = true;
+        if (idleCheck != null) {
+            idleCheck.cancel(false); // else the timer would keep this connection and its ID table alive
+        }
         if (ready) {
             metrics.connectionClosed();
         }
