@@ -178,11 +178,17 @@ public class Setup {
         }
         List<UpstreamAddress> addresses = new ArrayList<>();
         for (String spec : chosen) {
+            UpstreamAddress address;
             try {
-                addresses.add(UpstreamAddress.parse(spec, DOT_PORT));
+                address = UpstreamAddress.parse(spec, DOT_PORT);
             } catch (IllegalArgumentException e) {
                 throw new ConfigError(setting, String.join(",", chosen), "'" + spec + "': " + e.getMessage() + "; " + UPSTREAM_FORM);
             }
+            if (addresses.contains(address)) {
+                // One upstream, one set of meters and one circuit: a second entry would only skew the policy.
+                throw new ConfigError(setting, String.join(",", chosen), "'" + spec + "' is listed twice; each upstream once");
+            }
+            addresses.add(address);
         }
         return addresses;
     }

@@ -68,6 +68,15 @@ class SetupTest {
     }
 
     @Test
+    void anUpstreamListedTwiceIsRefusedSinceItWouldShareOneCircuitAndOneSetOfMeters() {
+        ConfigError error = assertThrows(ConfigError.class,
+                () -> Setup.upstreams(List.of("1.1.1.1#one.example", "1.0.0.1", "1.1.1.1:853#one.example"), Optional.empty()));
+        assertTrue(error.getMessage().contains("'1.1.1.1:853#one.example' is listed twice"), error.getMessage());
+        // The same address under another TLS name is another upstream (its own meters and circuit).
+        assertEquals(2, Setup.upstreams(List.of("1.1.1.1#one.example", "1.1.1.1#two.example"), Optional.empty()).size());
+    }
+
+    @Test
     void blankDotHostIsIgnored() {
         assertEquals(2, Setup.upstreams(List.of("1.1.1.1", "1.0.0.1"), Optional.of(" ")).size());
     }
