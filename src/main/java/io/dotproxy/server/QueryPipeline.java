@@ -50,7 +50,7 @@ public final class QueryPipeline {
             return;
         }
         // Keep an exact-size copy for the query's lifetime and free the receive buffer now: a UDP
-        // read buffer is 4 KiB and a TCP frame is a slice that pins a whole read buffer.
+        // datagram is a slice of a 32 KiB batch buffer, a TCP frame a slice of a whole read buffer.
         ByteBuf received = query;
         query = exchange.alloc().directBuffer(received.readableBytes()).writeBytes(received);
         received.release();
