@@ -78,8 +78,8 @@ out.append("# dot-proxy benchmark\n")
 out.append(f"Run {meta['date'][0]} on {meta['machine'][0]}; pinning: {meta['pinning'][0]}; "
            f"{meta['repeats'][0]} runs of {meta['seconds'][0]} s per cell, medians shown.\n")
 out.append("Versions: " + "; ".join(meta["version"]) + ".\n")
-ceiling = median("ceiling", "miss-dot", "qps")
-out.append(f"Ceiling (dnsperf -m dot straight at the upstream, unique names): **{fmt(ceiling, 0)} q/s**.\n")
+ceiling = median("ceiling", "miss-dot", "ok_qps")
+out.append(f"Ceiling (dnsperf -m dot straight at the upstream, unique names, NOERROR): **{fmt(ceiling, 0)} q/s**.\n")
 out.append("Ratios compare NOERROR answers per second (a SERVFAIL under load is not a resolution). "
            "\"Upstream queries per answer\" is what the upstream counted during the run, per answer "
            "the client got: about 1 for a cache miss, near 0 for cache hits.\n")
@@ -119,7 +119,8 @@ for proxy in proxies:
                    f"answering {ready.get(proxy, '—')} ms after start.")
 for value in meta["handshakes"]:
     name, before, after = value.split()
-    out.append(f"- {name}: TLS handshakes during the measured runs: {int(float(after) - float(before))} "
-               f"(total {int(float(after))}, all before the first measured run).")
+    during = int(float(after) - float(before))
+    out.append(f"- {name}: TLS handshakes during the measured runs: {during} "
+               f"(total {int(float(after))}; {int(float(before))} before the first measured run).")
 out.append("\nCommand: `bash bench/run.sh` (see its header for the dnsperf arguments of each scenario).")
 print("\n".join(out))

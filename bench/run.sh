@@ -204,8 +204,8 @@ start_proxy() { # name -> pid
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # Queries the upstream has answered so far: a cache miss shows up here, a cache hit does not.
-upstream_queries() {
-  unbound-control -c "$work/upstream.conf" stats_noreset | sed -n 's/^total.num.queries=//p'
+upstream_queries() { # prints NA when the count cannot be had (the report then shows a dash)
+  unbound-control -c "$work/upstream.conf" stats_noreset 2>/dev/null | sed -n 's/^total.num.queries=//p' | grep . || echo NA
 }
 
 perf() { # label port dnsperf-args...: one recorded run, with the proxy's CPU time around it
@@ -217,7 +217,11 @@ perf() { # label port dnsperf-args...: one recorded run, with the proxy's CPU ti
   if [ -n "$pid" ]; then
     echo "proxy_cpu_seconds $(( $(cpu_ticks "$pid") - before )) $(getconf CLK_TCK)" >> "$raw/$label.txt"
   fi
-  echo "upstream_queries $(( $(upstream_queries) - upstream_before ))" >> "$raw/$label.txt"
+  local upstream_after
+  upstream_after=$(upstream_queries)
+  if [ "$upstream_before" != NA ] && [ "$upstream_after" != NA ]; then
+    echo "upstream_queries $(( upstream_after - upstream_before ))" >> "$raw/$label.txt"
+  fi
 }
 
 scenarios() { # name port pid
