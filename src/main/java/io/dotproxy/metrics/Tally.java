@@ -31,8 +31,4 @@ public final class Tally {
     public void increment() {
         count.increment();
     }
-
-    public long count() {
-        return count.sum();
-    }
 }
