@@ -8,7 +8,9 @@
 #
 # Scenarios, each repeated BENCH_REPEATS times (the report gives medians):
 # Each proxy first gets an unrecorded warm-up (twice BENCH_WARMUP seconds, default 10: JIT, TLS),
-# with unique names (a warm cache would not help the cache-miss cells).
+# with unique names (a warm cache would not help the cache-miss cells). All proxies then stay up
+# and the cells are interleaved (each scenario runs on every proxy in turn, the order rotating per
+# repeat), each after one unrecorded second at 1,000 q/s that re-opens idle upstream connections.
 #   miss-udp / miss-tcp  maximum throughput, every name new to the run (cache misses), UDP / TCP
 #   rate-udp             fixed 2,000 q/s, unique A names plus large TXT answers: latency percentiles
 #   hot-udp              maximum throughput over 1,000 names asked again and again (cache hits)
@@ -208,14 +210,22 @@ upstream_queries() { # prints NA when the count cannot be had (the report then s
   unbound-control -c "$work/upstream.conf" stats_noreset 2>/dev/null | sed -n 's/^total.num.queries=//p' | grep . || echo NA
 }
 
-perf() { # label port dnsperf-args...: one recorded run, with the proxy's CPU time around it
+handshakes() { # TLS handshakes dot-proxy has made so far, from its Prometheus endpoint
+  curl -s 127.0.0.1:9080/q/metrics | awk '/^dotproxy_upstream_handshakes_total/ {s += $2} END {print s + 0}'
+}
+
+perf() { # label port pid dnsperf-args...: one recorded run, with the proxy's CPU time around it
   local label=$1 target=$2 pid=${3:-}; shift 3
-  local before=0 upstream_before
+  local before=0 upstream_before handshakes_before=""
   [ -n "$pid" ] && before=$(cpu_ticks "$pid")
+  [ "${label%%.*}" = dot-proxy ] && handshakes_before=$(handshakes)
   upstream_before=$(upstream_queries)
   "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "$target" -l "$seconds" "$@" > "$raw/$label.txt" 2>&1 || true
   if [ -n "$pid" ]; then
     echo "proxy_cpu_seconds $(( $(cpu_ticks "$pid") - before )) $(getconf CLK_TCK)" >> "$raw/$label.txt"
+  fi
+  if [ -n "$handshakes_before" ]; then
+    echo "handshakes $(( $(handshakes) - handshakes_before ))" >> "$raw/$label.txt"
   fi
   local upstream_after
   upstream_after=$(upstream_queries)
@@ -224,15 +234,18 @@ perf() { # label port dnsperf-args...: one recorded run, with the proxy's CPU ti
   fi
 }
 
-scenarios() { # name port pid
-  local name=$1 target=$2 pid=$3
-  for i in $(seq 1 "$repeats"); do
-    log "$name: run $i of $repeats"
-    perf "$name.miss-udp.$i" "$target" "$pid" -m udp -d "$(fresh miss "$miss_count")" -c 8 -q 500
-    perf "$name.miss-tcp.$i" "$target" "$pid" -m tcp -d "$(fresh miss "$miss_count")" -c 8 -q 500
-    perf "$name.rate-udp.$i" "$target" "$pid" -m udp -d "$(fresh mixed $(( seconds * 2000 + 1000 )))" -Q 2000 -c 4 -q 200 -e -v
-    perf "$name.hot-udp.$i" "$target" "$pid" -m udp -d "$work/hot.txt" -c 8 -q 500
-  done
+cell() { # scenario name repeat: settles the proxy, then records one run of the scenario
+  local scenario=$1 name=$2 i=$3 target=${port[$2]} pid=${pid_of[$2]}
+  # Between two of its own cells a proxy idles while the others run (longer than some idle
+  # timeouts): one unrecorded second brings its upstream connections back first, for every proxy alike.
+  "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "$target" -l 1 -d "$(fresh miss 2000)" -Q 1000 -c 4 -q 100 >/dev/null 2>&1 || true
+  case $scenario in
+    miss-udp) perf "$name.miss-udp.$i" "$target" "$pid" -m udp -d "$(fresh miss "$miss_count")" -c 8 -q 500 ;;
+    miss-tcp) perf "$name.miss-tcp.$i" "$target" "$pid" -m tcp -d "$(fresh miss "$miss_count")" -c 8 -q 500 ;;
+    rate-udp) perf "$name.rate-udp.$i" "$target" "$pid" -m udp -d "$(fresh mixed $(( seconds * 2000 + 1000 )))" \
+                -Q 2000 -c 4 -q 200 -e -v ;;
+    hot-udp)  perf "$name.hot-udp.$i" "$target" "$pid" -m udp -d "$work/hot.txt" -c 8 -q 500 ;;
+  esac
 }
 
 {
@@ -254,6 +267,11 @@ for i in $(seq 1 "$repeats"); do
   perf "ceiling.miss-dot.$i" 8853 "" -m dot -d "$(fresh miss "$miss_count")" -c 8 -q 500
 done
 
+# Every proxy is started (one at a time, so each start-up is timed alone) and warmed up, and all
+# stay running: the cells are then interleaved, so a noisy minute on this shared machine falls on
+# every proxy alike rather than on whichever ran in it.
+declare -A pid_of=()
+running=()
 for name in $proxies; do
   started=$(date +%s%N)
   pid=$(start_proxy "$name")
@@ -263,21 +281,31 @@ for name in $proxies; do
     continue
   fi
   echo "ready $name $(( ($(date +%s%N) - started) / 1000000 ))" >> "$raw/meta.txt"
+  pid_of[$name]=$pid
+  running+=("$name")
   log "$name: warm-up (${warmup}s and ${warmup}s with large answers, not recorded)"
   "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "${port[$name]}" -l "$warmup" -d "$(fresh miss $(( warmup * 100000 )))" \
     -c 8 -q 500 >/dev/null 2>&1 || true
   # The paths the latency cell takes too (large answers, truncation), with names never asked again.
   "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "${port[$name]}" -l "$warmup" -d "$(fresh mixed $(( warmup * 100000 )))" \
     -c 8 -q 500 -e >/dev/null 2>&1 || true
-  if [ "$name" = dot-proxy ]; then
-    handshakes_before=$(curl -s 127.0.0.1:9080/q/metrics | awk '/^dotproxy_upstream_handshakes_total/ {s += $2} END {print s + 0}')
-  fi
-  scenarios "$name" "${port[$name]}" "$pid"
+done
+
+((${#running[@]})) || { log "no proxy answered"; exit 1; }
+for i in $(seq 1 "$repeats"); do
+  # The order rotates with each repeat, so no proxy always runs first or last.
+  order=("${running[@]:$(( (i - 1) % ${#running[@]} ))}" "${running[@]:0:$(( (i - 1) % ${#running[@]} ))}")
+  for scenario in miss-udp miss-tcp rate-udp hot-udp; do
+    log "run $i of $repeats: $scenario (${order[*]})"
+    for name in "${order[@]}"; do
+      cell "$scenario" "$name" "$i"
+    done
+  done
+done
+
+for name in "${running[@]}"; do
+  pid=${pid_of[$name]}
   echo "rss $name $(awk '/VmRSS/ {print $2}' "/proc/$pid/status") $(awk '/VmHWM/ {print $2}' "/proc/$pid/status")" >> "$raw/meta.txt"
-  if [ "$name" = dot-proxy ]; then
-    handshakes_after=$(curl -s 127.0.0.1:9080/q/metrics | awk '/^dotproxy_upstream_handshakes_total/ {s += $2} END {print s + 0}')
-    echo "handshakes dot-proxy $handshakes_before $handshakes_after" >> "$raw/meta.txt"
-  fi
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 done
