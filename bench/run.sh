@@ -11,6 +11,7 @@
 # with unique names (a warm cache would not help the cache-miss cells). All proxies then stay up
 # and the cells are interleaved (each scenario runs on every proxy in turn, the order rotating per
 # repeat), each after one unrecorded second at 1,000 q/s that re-opens idle upstream connections.
+# One more pass of every cell (repeat 0) is run first and not recorded: see the main loop.
 #   miss-udp / miss-tcp  maximum throughput, every name new to the run (cache misses), UDP / TCP
 #   rate-udp             fixed 2,000 q/s, unique A names plus large TXT answers: latency percentiles
 #   hot-udp              maximum throughput over 1,000 names asked again and again (cache hits)
@@ -235,7 +236,9 @@ perf() { # label port pid dnsperf-args...: one recorded run, with the proxy's CP
 }
 
 cell() { # scenario name repeat: settles the proxy, then records one run of the scenario
-  local scenario=$1 name=$2 i=$3 target=${port[$2]} pid=${pid_of[$2]}
+  # Repeat 0 is the unrecorded warm-up pass: its output goes to raw/warmup/, which the report skips.
+  local scenario=$1 i=$3 target=${port[$2]} pid=${pid_of[$2]} name=$2
+  [ "$i" -eq 0 ] && name=warmup/$2
   # Between two of its own cells a proxy idles while the others run (longer than some idle
   # timeouts): one unrecorded second brings its upstream connections back first, for every proxy alike.
   "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "$target" -l 1 -d "$(fresh miss 2000)" -Q 1000 -c 4 -q 100 >/dev/null 2>&1 || true
@@ -292,11 +295,15 @@ for name in $proxies; do
 done
 
 ((${#running[@]})) || { log "no proxy answered"; exit 1; }
-for i in $(seq 1 "$repeats"); do
+# Repeat 0 runs every cell once unrecorded: a JIT compiles for the traffic it has seen, and the
+# switch from full load to the paced latency cell (or to TCP clients) recompiles hot paths for a
+# few seconds; the recorded repeats measure the steady state a long-running proxy is in.
+mkdir -p "$raw/warmup"
+for i in $(seq 0 "$repeats"); do
   # The order rotates with each repeat, so no proxy always runs first or last.
-  order=("${running[@]:$(( (i - 1) % ${#running[@]} ))}" "${running[@]:0:$(( (i - 1) % ${#running[@]} ))}")
+  order=("${running[@]:$(( i % ${#running[@]} ))}" "${running[@]:0:$(( i % ${#running[@]} ))}")
   for scenario in miss-udp miss-tcp rate-udp hot-udp; do
-    log "run $i of $repeats: $scenario (${order[*]})"
+    log "run $i of $repeats (0: warm-up pass): $scenario (${order[*]})"
     for name in "${order[@]}"; do
       cell "$scenario" "$name" "$i"
     done
