@@ -315,6 +315,10 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         inFlight = 0;
         channel.close();
         boolean orderly = ready && unanswered.isEmpty();
+        if (LOG.isDebugEnabled()) {
+            LOG.debugf(cause, "DoT connection %s closed (%s, %d unanswered)", channel.remoteAddress(),
+                    orderly ? "orderly" : failure.tag(), unanswered.size());
+        }
         owner.connectionClosed(this, unanswered, ready, orderly ? null : failure, cause);
     }
 

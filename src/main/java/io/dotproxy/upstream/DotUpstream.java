@@ -15,7 +15,8 @@ import org.jboss.logging.Logger;
  * One DNS-over-TLS resolver (RFC 7858), reached over a small pool of persistent, pipelined
  * connections: opened on demand, reused by every query, re-opened after they break or idle out.
  *
- * <p>A query goes to the open connection with the fewest queries in flight; another connection is
+ * <p>A query goes to the open connection with the fewest queries in flight (ties in turn, so that
+ * light traffic keeps the whole pool from idling out); another connection is
  * opened only while the pool is short and the least busy is a quarter full, and only when the
  * handshake budget allows. Steady traffic therefore costs no handshakes at all. When every
  * connection is full, queries wait in a bounded queue for room (until their deadline) rather than
@@ -65,6 +66,8 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
     private final TokenBucket handshakeBudget;
     private final int openAnotherAt;
 
+    /** Where the next search of the pool starts: ties between connections go round robin. */
+    private int nextStart;
     private final java.util.ArrayDeque<InFlight> waiting = new java.util.ArrayDeque<>();
     private final int maxWaiting;
     private boolean waitSweepScheduled;
@@ -121,7 +124,14 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
         DotConnection best = null;
         int freeSlot = -1;
         int open = 0;
-        for (int i = 0; i < pool.length; i++) {
+        // Starting the search one slot further each time spreads light traffic (where every
+        // connection has nothing in flight) over the whole pool. Were it always the first
+        // connection, the others would idle out between bursts and be opened again by the next
+        // one: a TLS handshake on this event loop, in the middle of traffic.
+        int start = nextStart;
+        nextStart = start + 1 == pool.length ? 0 : start + 1;
+        for (int k = 0; k < pool.length; k++) {
+            int i = start + k < pool.length ? start + k : start + k - pool.length;
             DotConnection connection = pool[i];
             if (connection == null || connection.isClosed()) {
                 pool[i] = null;

@@ -81,6 +81,40 @@ class ConnectionPoolTest {
     }
 
     @Test
+    void lightTrafficKeepsEveryPooledConnectionOpenSoNoHandshakeInterruptsIt() throws Exception {
+        Duration idle = Duration.ofMillis(500);
+        try (FakeUpstream upstream = FakeUpstream.start(GOOD, FakeUpstream.answering());
+             ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).poolSize(2).maxInFlight(4)
+                     .idleTimeout(idle).start()) {
+            // A burst fills the first connection past a quarter of its room, so the second opens.
+            ExecutorService clients = Executors.newFixedThreadPool(16);
+            try {
+                List<Future<Integer>> burst = new ArrayList<>();
+                for (int i = 0; i < 64; i++) {
+                    String name = "burst" + i + ".example.";
+                    burst.add(clients.submit(() -> DnsClient.udp(proxy.port(), DnsClient.query(name)).getRcode()));
+                }
+                for (Future<Integer> rcode : burst) {
+                    assertEquals(Rcode.NOERROR, rcode.get());
+                }
+            } finally {
+                clients.shutdownNow();
+            }
+            assertEquals(2, proxy.gauge("dotproxy.upstream.connections"), "the burst opened the whole pool");
+            double handshakes = proxy.count("dotproxy.upstream.handshakes");
+
+            // Then one query at a time, for three idle timeouts: each connection still gets traffic.
+            long end = System.nanoTime() + idle.multipliedBy(3).toNanos();
+            for (int i = 0; System.nanoTime() < end; i++) {
+                assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("light" + i + ".example.")).getRcode());
+                Thread.sleep(20);
+            }
+            assertEquals(2, proxy.gauge("dotproxy.upstream.connections"), "no pooled connection idled out");
+            assertEquals(handshakes, proxy.count("dotproxy.upstream.handshakes"), "no new handshake");
+        }
+    }
+
+    @Test
     void upstreamThatClosesIdleConnectionsEarlyIsNotCountedAsFailing() throws Exception {
         try (FakeUpstream upstream = FakeUpstream.start(GOOD, (q, c) ->
                 new FakeUpstream.AnswerThenClose(FakeUpstream.answerA(q, "192.0.2.1")));
