@@ -10,7 +10,7 @@
 # Each proxy first gets an unrecorded warm-up (twice BENCH_WARMUP seconds, default 10: JIT, TLS),
 # with unique names (a warm cache would not help the cache-miss cells). All proxies then stay up
 # and the cells are interleaved (each scenario runs on every proxy in turn, the order rotating per
-# repeat), each after one unrecorded second at 1,000 q/s that re-opens idle upstream connections.
+# repeat), each after one unrecorded second of the same load that re-opens idle upstream connections.
 # One more pass of every cell (repeat 0) is run first and not recorded: see the main loop.
 #   miss-udp / miss-tcp  maximum throughput, every name new to the run (cache misses), UDP / TCP
 #   rate-udp             fixed 2,000 q/s, unique A names plus large TXT answers: latency percentiles
@@ -237,18 +237,23 @@ perf() { # label port pid dnsperf-args...: one recorded run, with the proxy's CP
 
 cell() { # scenario name repeat: settles the proxy, then records one run of the scenario
   # Repeat 0 is the unrecorded warm-up pass: its output goes to raw/warmup/, which the report skips.
-  local scenario=$1 i=$3 target=${port[$2]} pid=${pid_of[$2]} name=$2
+  local scenario=$1 i=$3 target=${port[$2]} pid=${pid_of[$2]} name=$2 kind count args settle_count
   [ "$i" -eq 0 ] && name=warmup/$2
-  # Between two of its own cells a proxy idles while the others run (longer than some idle
-  # timeouts): one unrecorded second brings its upstream connections back first, for every proxy alike.
-  "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "$target" -l 1 -d "$(fresh miss 2000)" -Q 1000 -c 4 -q 100 >/dev/null 2>&1 || true
   case $scenario in
-    miss-udp) perf "$name.miss-udp.$i" "$target" "$pid" -m udp -d "$(fresh miss "$miss_count")" -c 8 -q 500 ;;
-    miss-tcp) perf "$name.miss-tcp.$i" "$target" "$pid" -m tcp -d "$(fresh miss "$miss_count")" -c 8 -q 500 ;;
-    rate-udp) perf "$name.rate-udp.$i" "$target" "$pid" -m udp -d "$(fresh mixed $(( seconds * 2000 + 1000 )))" \
-                -Q 2000 -c 4 -q 200 -e -v ;;
-    hot-udp)  perf "$name.hot-udp.$i" "$target" "$pid" -m udp -d "$work/hot.txt" -c 8 -q 500 ;;
+    miss-udp) kind=miss;  count=$miss_count; settle_count=150000; args=(-m udp -c 8 -q 500) ;;
+    miss-tcp) kind=miss;  count=$miss_count; settle_count=150000; args=(-m tcp -c 8 -q 500) ;;
+    rate-udp) kind=mixed; count=$(( seconds * 2000 + 1000 )); settle_count=3000; args=(-m udp -Q 2000 -c 4 -q 200 -e -v) ;;
+    hot-udp)  kind=hot;   count=0; settle_count=0; args=(-m udp -c 8 -q 500) ;;
   esac
+  # Between two of its own cells a proxy idles while the others run, longer than some idle
+  # timeouts: one unrecorded second of the same load first brings back the upstream connections
+  # that this load keeps open, for every proxy alike.
+  "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "$target" -l 1 -d "$(queries "$kind" "$settle_count")" "${args[@]}" >/dev/null 2>&1 || true
+  perf "$name.$scenario.$i" "$target" "$pid" -d "$(queries "$kind" "$count")" "${args[@]}"
+}
+
+queries() { # kind count -> a query file: the hot set, or names never asked before
+  if [ "$1" = hot ]; then echo "$work/hot.txt"; else fresh "$1" "$2"; fi
 }
 
 {
@@ -303,7 +308,7 @@ for i in $(seq 0 "$repeats"); do
   # The order rotates with each repeat, so no proxy always runs first or last.
   order=("${running[@]:$(( i % ${#running[@]} ))}" "${running[@]:0:$(( i % ${#running[@]} ))}")
   for scenario in miss-udp miss-tcp rate-udp hot-udp; do
-    log "run $i of $repeats (0: warm-up pass): $scenario (${order[*]})"
+    log "$( ((i)) && echo "run $i of $repeats" || echo "warm-up pass (not recorded)"): $scenario (${order[*]})"
     for name in "${order[@]}"; do
       cell "$scenario" "$name" "$i"
     done
