@@ -87,7 +87,7 @@ fresh() { # mode count -> a query file of names never asked before in this run
   # Called as $(fresh ...), so in a subshell: the seed lives in a file, not in a variable.
   local seed=$(( $(cat "$work/seed") + 1 ))
   echo "$seed" > "$work/seed"
-  rm -f "$work"/query-*.txt
+  rm -f "$work/query-$(( seed - 2 )).txt" # the last two stay: a cell's settling and recorded runs
   python3 "$here/gen.py" "$1" "$work/query-$seed.txt" "$2" "$seed"
   echo "$work/query-$seed.txt"
 }
@@ -248,8 +248,12 @@ cell() { # scenario name repeat: settles the proxy, then records one run of the 
   # Between two of its own cells a proxy idles while the others run, longer than some idle
   # timeouts: one unrecorded second of the same load first brings back the upstream connections
   # that this load keeps open, for every proxy alike.
-  "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "$target" -l 1 -d "$(queries "$kind" "$settle_count")" "${args[@]}" >/dev/null 2>&1 || true
-  perf "$name.$scenario.$i" "$target" "$pid" -d "$(queries "$kind" "$count")" "${args[@]}"
+  # Both query files are written first, so that the recorded run follows the settling one at once.
+  local settle_file run_file
+  settle_file=$(queries "$kind" "$settle_count")
+  run_file=$(queries "$kind" "$count")
+  "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "$target" -l 1 -d "$settle_file" "${args[@]}" >/dev/null 2>&1 || true
+  perf "$name.$scenario.$i" "$target" "$pid" -d "$run_file" "${args[@]}"
 }
 
 queries() { # kind count -> a query file: the hot set, or names never asked before
