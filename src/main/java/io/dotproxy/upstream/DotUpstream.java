@@ -15,8 +15,10 @@ import org.jboss.logging.Logger;
  * One DNS-over-TLS resolver (RFC 7858), reached over a small pool of persistent, pipelined
  * connections: opened on demand, reused by every query, re-opened after they break or idle out.
  *
- * <p>A query goes to the open connection with the fewest queries in flight (ties in turn, so that
- * light traffic keeps the whole pool from idling out); another connection is
+ * <p>A query goes to the open connection with the fewest queries in flight (ties in turn: once a
+ * burst has opened a second connection, any traffic that reaches each connection within the idle
+ * timeout keeps both open, trading one idle connection for no handshake in the middle of
+ * traffic; the pool is small and shrinks when traffic stops); another connection is
  * opened only while the pool is short and the least busy is a quarter full, and only when the
  * handshake budget allows. Steady traffic therefore costs no handshakes at all. When every
  * connection is full, queries wait in a bounded queue for room (until their deadline) rather than
@@ -66,7 +68,7 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
     private final TokenBucket handshakeBudget;
     private final int openAnotherAt;
 
-    /** Where the next search of the pool starts: ties between connections go round robin. */
+    /** Where the next search of the pool starts (after the last chosen): ties go in turn. */
     private int nextStart;
     private final java.util.ArrayDeque<InFlight> waiting = new java.util.ArrayDeque<>();
     private final int maxWaiting;
@@ -122,16 +124,15 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
             return;
         }
         DotConnection best = null;
+        int bestSlot = -1;
         int freeSlot = -1;
         int open = 0;
-        // Starting the search one slot further each time spreads light traffic (where every
-        // connection has nothing in flight) over the whole pool. Were it always the first
-        // connection, the others would idle out between bursts and be opened again by the next
+        // The search starts after the connection chosen last, so light traffic (where every
+        // connection has nothing in flight) takes the open connections in turn. Were it always
+        // the first, the others would idle out between bursts and be opened again by the next
         // one: a TLS handshake on this event loop, in the middle of traffic.
-        int start = nextStart;
-        nextStart = start + 1 == pool.length ? 0 : start + 1;
         for (int k = 0; k < pool.length; k++) {
-            int i = start + k < pool.length ? start + k : start + k - pool.length;
+            int i = nextStart + k < pool.length ? nextStart + k : nextStart + k - pool.length;
             DotConnection connection = pool[i];
             if (connection == null || connection.isClosed()) {
                 pool[i] = null;
@@ -141,7 +142,11 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
             open++;
             if (connection.hasRoom() && (best == null || isBetter(connection, best))) {
                 best = connection;
+                bestSlot = i;
             }
+        }
+        if (bestSlot >= 0) {
+            nextStart = bestSlot + 1 == pool.length ? 0 : bestSlot + 1;
         }
         boolean wantAnother = best == null || (best.isReady() && best.inFlight() >= openAnotherAt);
         if (wantAnother && freeSlot >= 0 && handshakeBudget.tryTake()) {

@@ -86,7 +86,7 @@ class ConnectionPoolTest {
         try (FakeUpstream upstream = FakeUpstream.start(GOOD, FakeUpstream.answering());
              ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).poolSize(2).maxInFlight(4)
                      .idleTimeout(idle).start()) {
-            // A burst fills the first connection past a quarter of its room, so the second opens.
+            // A burst puts a quarter of a connection's room (here 1 of 4) in flight, so the second opens.
             ExecutorService clients = Executors.newFixedThreadPool(16);
             try {
                 List<Future<Integer>> burst = new ArrayList<>();
@@ -99,6 +99,10 @@ class ConnectionPoolTest {
                 }
             } finally {
                 clients.shutdownNow();
+            }
+            long giveUp = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+            while (proxy.gauge("dotproxy.upstream.connections") < 2 && System.nanoTime() < giveUp) {
+                Thread.sleep(5); // the second connection may still be in its handshake
             }
             assertEquals(2, proxy.gauge("dotproxy.upstream.connections"), "the burst opened the whole pool");
             double handshakes = proxy.count("dotproxy.upstream.handshakes");
