@@ -271,6 +271,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         if (inFlight > 0) {
             scheduleIdleCheck(idleNanos);
         } else if (quietFor >= idleNanos) {
+            LOG.debugf("DoT connection %s idle: closing it", channel.remoteAddress());
             closeQuietly(); // idle: not a failure; marked closed at once so no query is handed to it
         } else {
             scheduleIdleCheck(idleNanos - quietFor);
@@ -285,6 +286,9 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
+        if (ready && !closed) {
+            LOG.debugf("DoT connection %s closed by the server, %d queries in flight", ctx.channel().remoteAddress(), inFlight);
+        }
         shutdown(ready ? UpstreamMetrics.Error.CLOSED : UpstreamMetrics.Error.TLS, null);
     }
 
@@ -315,10 +319,6 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         inFlight = 0;
         channel.close();
         boolean orderly = ready && unanswered.isEmpty();
-        if (LOG.isDebugEnabled()) {
-            LOG.debugf(cause, "DoT connection %s closed (%s, %d unanswered)", channel.remoteAddress(),
-                    orderly ? "orderly" : failure.tag(), unanswered.size());
-        }
         owner.connectionClosed(this, unanswered, ready, orderly ? null : failure, cause);
     }
 
