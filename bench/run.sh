@@ -16,7 +16,8 @@
 #   rate-udp             fixed 2,000 q/s, unique A names plus large TXT answers: latency percentiles
 #   hot-udp              maximum throughput over 1,000 names asked again and again (cache hits)
 #   ceiling              dnsperf -m dot straight at the upstream: what any proxy could reach at most
-# On two or more cores the load generator and the upstream share CPU 0 and the proxy has CPU 1.
+# On two or more cores the load generator and the upstream share CPU 0 and the proxies share CPU 1
+# (only the one under load is busy).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -53,7 +54,7 @@ for service in unbound stubby dnsdist kresd@1; do
 done
 
 if [ "$(nproc)" -ge 2 ]; then
-  load_cpu=(taskset -c 0); proxy_cpu=(taskset -c 1); pinning="load generator and upstream on CPU 0, proxy on CPU 1"
+  load_cpu=(taskset -c 0); proxy_cpu=(taskset -c 1); pinning="load generator and upstream on CPU 0, proxies on CPU 1"
 else
   load_cpu=(); proxy_cpu=(); pinning="none (one CPU)"
 fi
@@ -204,7 +205,7 @@ start_proxy() { # name -> pid
   esac
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; } # 0 once the process is gone
 
 # Queries the upstream has answered so far: a cache miss shows up here, a cache hit does not.
 upstream_queries() { # prints NA when the count cannot be had (the report then shows a dash)
@@ -212,15 +213,16 @@ upstream_queries() { # prints NA when the count cannot be had (the report then s
 }
 
 handshakes() { # TLS handshakes dot-proxy has made so far, from its Prometheus endpoint
-  curl -s 127.0.0.1:9080/q/metrics | awk '/^dotproxy_upstream_handshakes_total/ {s += $2} END {print s + 0}'
+  { curl -s --max-time 5 127.0.0.1:9080/q/metrics || true; } | awk '/^dotproxy_upstream_handshakes_total/ {s += $2} END {print s + 0}'
 }
 
 perf() { # label port pid dnsperf-args...: one recorded run, with the proxy's CPU time around it
   local label=$1 target=$2 pid=${3:-}; shift 3
   local before=0 upstream_before handshakes_before=""
-  [ -n "$pid" ] && before=$(cpu_ticks "$pid")
-  [ "${label%%.*}" = dot-proxy ] && handshakes_before=$(handshakes)
+  # The scrape comes before the CPU reading: serving it is not part of the run.
+  if [ "${label%%.*}" = dot-proxy ]; then handshakes_before=$(handshakes); fi
   upstream_before=$(upstream_queries)
+  if [ -n "$pid" ]; then before=$(cpu_ticks "$pid"); fi
   "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "$target" -l "$seconds" "$@" > "$raw/$label.txt" 2>&1 || true
   if [ -n "$pid" ]; then
     echo "proxy_cpu_seconds $(( $(cpu_ticks "$pid") - before )) $(getconf CLK_TCK)" >> "$raw/$label.txt"
@@ -290,6 +292,7 @@ for name in $proxies; do
   pids+=("$pid")
   if ! wait_for_dns "${port[$name]}"; then
     log "$name did not answer; see $work/$name.log"
+    kill "$pid" 2>/dev/null || true # not left running on the proxies' CPU
     continue
   fi
   echo "ready $name $(( ($(date +%s%N) - started) / 1000000 ))" >> "$raw/meta.txt"
