@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.function.DoublePredicate;
 import org.junit.jupiter.api.Test;
 import org.xbill.DNS.Message;
 import org.xbill.DNS.OPTRecord;
@@ -66,10 +67,7 @@ class ConnectionPoolTest {
         try (FakeUpstream upstream = FakeUpstream.start(GOOD, FakeUpstream.answering());
              ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).idleTimeout(Duration.ofMillis(200)).start()) {
             assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("one.example.")).getRcode());
-            long giveUp = System.nanoTime() + Duration.ofSeconds(5).toNanos();
-            while (proxy.gauge("dotproxy.upstream.connections") > 0 && System.nanoTime() < giveUp) {
-                Thread.sleep(20);
-            }
+            awaitConnections(proxy, open -> open == 0, Duration.ofSeconds(5));
             assertEquals(0, proxy.gauge("dotproxy.upstream.connections"), "idle connection closed");
             assertEquals(0, proxy.count("dotproxy.upstream.errors", "result", "closed"), "an idle close is not an error");
 
@@ -100,10 +98,7 @@ class ConnectionPoolTest {
             } finally {
                 clients.shutdownNow();
             }
-            long giveUp = System.nanoTime() + Duration.ofSeconds(5).toNanos();
-            while (proxy.gauge("dotproxy.upstream.connections") < 2 && System.nanoTime() < giveUp) {
-                Thread.sleep(5); // the second connection may still be in its handshake
-            }
+            awaitConnections(proxy, open -> open == 2, Duration.ofSeconds(5)); // the second may still be in its handshake
             assertEquals(2, proxy.gauge("dotproxy.upstream.connections"), "the burst opened the whole pool");
             double handshakes = proxy.count("dotproxy.upstream.handshakes");
 
@@ -125,10 +120,7 @@ class ConnectionPoolTest {
              ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).start()) {
             for (int i = 0; i < 5; i++) {
                 assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("early" + i + ".example.")).getRcode());
-                long giveUp = System.nanoTime() + Duration.ofSeconds(2).toNanos();
-                while (proxy.gauge("dotproxy.upstream.connections") > 0 && System.nanoTime() < giveUp) {
-                    Thread.sleep(5);
-                }
+                awaitConnections(proxy, open -> open == 0, Duration.ofSeconds(2));
             }
             assertEquals(5, upstream.connectionsAccepted());
             assertEquals(0, proxy.count("dotproxy.upstream.errors", "result", "closed"));
@@ -165,6 +157,14 @@ class ConnectionPoolTest {
             assertEquals(1, opt.getOptions(12).size(), "one Padding option (RFC 7830)");
             assertEquals(withEdns.getQuestion(), upstream.queries().get(0).getQuestion());
             assertEquals(plain.toWire().length, upstream.frameLengths().get(1), "no EDNS, nowhere to pad");
+        }
+    }
+
+    /** Waits until the gauge of open connections satisfies {@code done}, or {@code within} ends. */
+    private static void awaitConnections(ProxyHarness proxy, DoublePredicate done, Duration within) throws InterruptedException {
+        long giveUp = System.nanoTime() + within.toNanos();
+        while (!done.test(proxy.gauge("dotproxy.upstream.connections")) && System.nanoTime() < giveUp) {
+            Thread.sleep(5);
         }
     }
 }
