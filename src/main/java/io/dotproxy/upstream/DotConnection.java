@@ -63,7 +63,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
     /** Largest frame: a 65,535-octet message plus its 2-octet length (Netty counts both). */
     private static final int MAX_FRAME = 65535 + 2;
 
-    private final IdTable<InFlight> ids = new IdTable<>();
+    private final IdTable<InFlight> ids;
     private final List<InFlight> pending = new ArrayList<>();
     private final Owner owner;
     private final UpstreamMetrics metrics;
@@ -87,6 +87,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
     private DotConnection(EventLoop loop, Owner owner, UpstreamMetrics metrics, DotUpstream.Settings settings) {
         this.loop = loop;
         this.maxInFlight = settings.maxInFlight();
+        this.ids = new IdTable<>(maxInFlight);
         this.idleNanos = settings.idleTimeout().toNanos();
         this.spkiPins = settings.spkiPins();
         this.owner = owner;

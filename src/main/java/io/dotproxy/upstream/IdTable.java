@@ -3,44 +3,72 @@ package io.dotproxy.upstream;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
- * The message IDs in use on one connection: a flat array of all 65,536 slots, indexed by ID, so
- * that matching an answer is one array read. IDs are handed out sequentially from a random start,
- * so an ID comes back into use only after 65,535 others: a late answer to a timed-out query cannot
- * meet a new query by chance (and the question check catches what is left).
- * Not thread-safe: one connection, one event loop.
+ * The message IDs in use on one connection. IDs are handed out sequentially from a random start,
+ * so an ID comes back into use only after the sequence has gone round all 65,536: a late answer to
+ * a timed-out query cannot meet a new query by chance (and the question check catches what is
+ * left).
+ *
+ * <p>An ID in use sits in slot {@code id & mask} of a table at least twice as large as what the
+ * connection may have in flight, so matching an answer is one array read; an ID whose slot is
+ * taken is skipped. A table of all 65,536 IDs would cost 256 KiB per connection, and connections
+ * come and go with traffic: each closed one's table would wait in the old generation for a full
+ * collection. Not thread-safe: one connection, one event loop.
  *
  * @param <T> what waits on an ID
  */
 final class IdTable<T> {
-    static final int SIZE = 1 << 16;
+    static final int ID_SPACE = 1 << 16;
 
-    private final Object[] slots = new Object[SIZE];
-    private int next = ThreadLocalRandom.current().nextInt(SIZE);
+    private final Object[] values;
+    /** The ID held in each taken slot ({@code char}: an unsigned 16-bit value). */
+    private final char[] ids;
+    private final int mask;
+    private int next = ThreadLocalRandom.current().nextInt(ID_SPACE);
     private int used;
 
-    /** Takes a free ID for {@code value}; the caller keeps fewer than 65,536 in use. */
+    /**
+     * @param capacity IDs in use at once at most (the connection's in-flight limit), 1 to 65,536
+     */
+    IdTable(int capacity) {
+        if (capacity < 1 || capacity > ID_SPACE) {
+            throw new IllegalArgumentException("capacity must be 1 to 65,536: " + capacity);
+        }
+        int slots = Math.min(ID_SPACE, Integer.highestOneBit(2 * capacity - 1) << 1);
+        values = new Object[slots];
+        ids = new char[slots];
+        mask = slots - 1;
+    }
+
+    /** Takes a free ID for {@code value}; the caller keeps no more than the capacity in use. */
     int add(T value) {
-        for (int i = 0; i < SIZE; i++) {
-            int id = (next + i) & (SIZE - 1);
-            if (slots[id] == null) {
-                slots[id] = value;
+        // Consecutive IDs fall in consecutive slots, so one lap of the table meets every slot.
+        for (int i = 0; i < values.length; i++) {
+            int id = (next + i) & (ID_SPACE - 1);
+            int slot = id & mask;
+            if (values[slot] == null) {
+                values[slot] = value;
+                ids[slot] = (char) id;
                 next = id + 1;
                 used++;
                 return id;
             }
         }
-        throw new IllegalStateException("all 65,536 message IDs are in use");
+        throw new IllegalStateException("all " + values.length + " ID slots are in use");
     }
 
+    /** What waits on {@code id}, or null when that ID is not in use. */
     @SuppressWarnings("unchecked")
     T get(int id) {
-        return (T) slots[id & (SIZE - 1)];
+        int slot = id & mask;
+        Object value = values[slot];
+        return value != null && ids[slot] == (char) id ? (T) value : null;
     }
 
     /** Frees {@code id} if {@code value} holds it; whether it did. */
     boolean remove(int id, T value) {
-        if (slots[id] == value && value != null) {
-            slots[id] = null;
+        int slot = id & mask;
+        if (value != null && values[slot] == value && ids[slot] == (char) id) {
+            values[slot] = null;
             used--;
             return true;
         }
@@ -49,5 +77,10 @@ final class IdTable<T> {
 
     int used() {
         return used;
+    }
+
+    /** Slots in the table: the smallest power of two at least twice the capacity, at most 65,536. */
+    int slots() {
+        return values.length;
     }
 }

@@ -14,22 +14,67 @@ import org.junit.jupiter.api.Test;
 class IdTableTest {
     @Test
     void idsInUseAreUniqueAndAFreedIdComesBackOnlyAfterAllOthers() {
-        IdTable<String> table = new IdTable<>();
+        IdTable<String> table = new IdTable<>(IdTable.ID_SPACE);
         int first = table.add("a");
         Set<Integer> ids = new HashSet<>();
         ids.add(first);
         assertTrue(table.remove(first, "a"));
-        for (int i = 1; i < IdTable.SIZE; i++) {
+        for (int i = 1; i < IdTable.ID_SPACE; i++) {
             assertTrue(ids.add(table.add("q" + i)), "unique while in use");
         }
-        assertEquals(IdTable.SIZE - 1, table.used());
+        assertEquals(IdTable.ID_SPACE - 1, table.used());
         assertEquals(first, table.add("again"), "the freed ID is the only one left");
         assertThrows(IllegalStateException.class, () -> table.add("one too many"));
     }
 
     @Test
+    void aSmallTableStillGoesRoundAllIdsBeforeReusingOne() {
+        IdTable<String> table = new IdTable<>(100);
+        Set<Integer> seen = new HashSet<>();
+        int first = -1;
+        for (int i = 0; i < IdTable.ID_SPACE; i++) {
+            int id = table.add("q");
+            assertTrue(seen.add(id), "ID " + id + " came back after " + i + " others");
+            assertTrue(table.remove(id, "q"));
+            first = i == 0 ? id : first;
+        }
+        assertEquals(first, table.add("q"), "the lap ends where it began");
+    }
+
+    @Test
+    void anAnswerWithAnotherIdOfTheSameSlotFindsNothing() {
+        IdTable<String> table = new IdTable<>(4);
+        assertEquals(8, table.slots(), "twice the capacity, rounded up to a power of two");
+        int held = table.add("slow query");
+        int sameSlot = (held + table.slots()) & (IdTable.ID_SPACE - 1);
+        assertNull(table.get(sameSlot), "a late or forged ID that shares the slot is not the query in it");
+        assertFalse(table.remove(sameSlot, "slow query"));
+        // The held query keeps its slot while thousands of others come and go around it.
+        for (int i = 0; i < 3 * IdTable.ID_SPACE; i++) {
+            String query = "q" + i;
+            int id = table.add(query);
+            assertTrue((id & (table.slots() - 1)) != (held & (table.slots() - 1)), "a taken slot is skipped");
+            assertTrue(table.remove(id, query));
+        }
+        assertSame("slow query", table.get(held));
+        assertEquals(1, table.used());
+    }
+
+    @Test
+    void aFullTableRefusesMoreAndTheSizeIsSmall() {
+        IdTable<String> table = new IdTable<>(100);
+        assertEquals(256, table.slots(), "a few KiB per connection, not 65,536 slots");
+        for (int i = 0; i < table.slots(); i++) {
+            table.add("q" + i);
+        }
+        assertThrows(IllegalStateException.class, () -> table.add("one too many"));
+        assertThrows(IllegalArgumentException.class, () -> new IdTable<>(0));
+        assertThrows(IllegalArgumentException.class, () -> new IdTable<>(IdTable.ID_SPACE + 1));
+    }
+
+    @Test
     void removeFreesOnlyTheSlotOfThatValue() {
-        IdTable<String> table = new IdTable<>();
+        IdTable<String> table = new IdTable<>(100);
         int id = table.add("mine");
         assertFalse(table.remove(id, "someone else's"));
         assertSame("mine", table.get(id));
