@@ -88,15 +88,15 @@ public final class TlsClientContext {
         return store;
     }
 
-    /**
-     * A handler for one connection to {@code address}. Name checking is the JDK's HTTPS endpoint
-     * identification (RFC 2818/6125 rules: DNS SANs for names, IP SANs for literals).
-     */
     /** Which TLS implementation is in use, for the start-up log. */
     public String provider() {
         return OpenSsl.isAvailable() ? OpenSsl.versionString() : "JDK";
     }
 
+    /**
+     * A handler for one connection to {@code address}. Name checking is the JDK's HTTPS endpoint
+     * identification (RFC 2818/6125 rules: DNS SANs for names, IP SANs for literals).
+     */
     public SslHandler newHandler(ByteBufAllocator alloc, UpstreamAddress address) {
         SslHandler handler = sslContext.newHandler(alloc, address.tlsName(), address.port());
         SSLEngine engine = handler.engine();
