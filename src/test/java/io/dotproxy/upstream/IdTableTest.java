@@ -7,7 +7,9 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.HashMap;
 import java.util.HashSet;
+import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
 
@@ -28,17 +30,49 @@ class IdTableTest {
     }
 
     @Test
-    void aSmallTableStillGoesRoundAllIdsBeforeReusingOne() {
-        IdTable<String> table = new IdTable<>(100);
-        Set<Integer> seen = new HashSet<>();
-        int first = -1;
-        for (int i = 0; i < IdTable.ID_SPACE; i++) {
-            int id = table.add("q");
-            assertTrue(seen.add(id), "ID " + id + " came back after " + i + " others");
-            assertTrue(table.remove(id, "q"));
-            first = i == 0 ? id : first;
+    void withQueriesHeldAnIdComesBackOnlyAfterTheSequenceWentRoundAndAtLeastTheDocumentedNumberOfOthers() {
+        int capacity = 100;
+        IdTable<String> table = new IdTable<>(capacity);
+        // Queries held for a long time, spread over the table, while thousands of others come and go.
+        Map<Integer, String> held = new HashMap<>();
+        Map<Integer, Integer> handedOutAt = new HashMap<>();
+        int handedOut = 0;
+        int previous = -1;
+        int minimumBetweenReuses = IdTable.ID_SPACE * (table.slots() - capacity) / table.slots();
+        for (int i = 0; i < 4 * IdTable.ID_SPACE; i++) {
+            String query = "q" + i;
+            int id = table.add(query);
+            if (previous >= 0) {
+                int step = (id - previous) & (IdTable.ID_SPACE - 1);
+                assertTrue(step >= 1 && step <= capacity, "the sequence only moves forward, skipping taken slots: " + step);
+            }
+            previous = id;
+            Integer last = handedOutAt.put(id, handedOut);
+            if (last != null) {
+                assertTrue(handedOut - last >= minimumBetweenReuses,
+                        "ID " + id + " came back after " + (handedOut - last) + " others");
+            }
+            handedOut++;
+            if (i % 97 == 0 && held.size() < capacity - 1) {
+                held.put(id, query);
+            } else {
+                assertTrue(table.remove(id, query));
+            }
         }
-        assertEquals(first, table.add("q"), "the lap ends where it began");
+        assertEquals(capacity - 1, held.size());
+        held.forEach((id, query) -> assertSame(query, table.get(id), "a held query keeps its ID"));
+        assertEquals(capacity - 1, table.used());
+    }
+
+    @Test
+    void theTableIsTwiceTheCapacityRoundedUpToAPowerOfTwoAndAtMostEveryId() {
+        assertEquals(2, new IdTable<>(1).slots());
+        assertEquals(256, new IdTable<>(100).slots(), "a few KiB per connection, not 65,536 slots");
+        assertEquals(32_768, new IdTable<>(16_384).slots());
+        assertEquals(IdTable.ID_SPACE, new IdTable<>(16_385).slots());
+        assertEquals(IdTable.ID_SPACE, new IdTable<>(65_535).slots());
+        assertThrows(IllegalArgumentException.class, () -> new IdTable<>(0));
+        assertThrows(IllegalArgumentException.class, () -> new IdTable<>(IdTable.ID_SPACE + 1));
     }
 
     @Test
@@ -61,15 +95,12 @@ class IdTableTest {
     }
 
     @Test
-    void aFullTableRefusesMoreAndTheSizeIsSmall() {
+    void aFullTableRefusesMore() {
         IdTable<String> table = new IdTable<>(100);
-        assertEquals(256, table.slots(), "a few KiB per connection, not 65,536 slots");
         for (int i = 0; i < table.slots(); i++) {
             table.add("q" + i);
         }
         assertThrows(IllegalStateException.class, () -> table.add("one too many"));
-        assertThrows(IllegalArgumentException.class, () -> new IdTable<>(0));
-        assertThrows(IllegalArgumentException.class, () -> new IdTable<>(IdTable.ID_SPACE + 1));
     }
 
     @Test

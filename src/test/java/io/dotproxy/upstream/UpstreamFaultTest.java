@@ -85,6 +85,22 @@ class UpstreamFaultTest {
         }
     }
 
+    @Test
+    void answerWithAnIdThatSharesTheQuerysSlotButIsNotItsIdIsIgnoredAndCounted() throws IOException {
+        // 100 in flight per connection: a table of 256 slots, so ID + 256 falls in the query's slot.
+        FakeUpstream.Behaviour offByOneLap = (query, connection) -> {
+            Message answer = FakeUpstream.answerA(query, "192.0.2.66");
+            answer.getHeader().setID((query.getHeader().getID() + 256) & 0xFFFF);
+            return new FakeUpstream.Answer(answer, Duration.ZERO);
+        };
+        try (FakeUpstream upstream = FakeUpstream.start(GOOD, offByOneLap);
+             ProxyHarness proxy = ProxyHarness.start(CA, Duration.ofMillis(300), upstream)) {
+            Message answer = DnsClient.udp(proxy.port(), DnsClient.query("asked.example."));
+            assertEquals(Rcode.SERVFAIL, answer.getRcode(), "the same question under another ID is not this query's answer");
+            assertEquals(1, proxy.count("dotproxy.upstream.errors", "result", "late"));
+        }
+    }
+
     /** A certificate the proxy must refuse, and why. */
     enum BadCertificate {
         WRONG_NAME(CA.issue(List.of("not-the-resolver.test"), List.of())),

@@ -21,20 +21,21 @@ import org.openjdk.jmh.annotations.Warmup;
 @Measurement(iterations = 5, time = 1)
 @Fork(1)
 public class IdTableBenchmark {
-    /** The connection's in-flight limit: the default, and the most a connection may be given. */
-    @Param({"100", "65535"})
-    int maxInFlight;
-
-    /** Queries already in flight on the connection. */
-    @Param({"0", "99"})
-    int inFlight;
+    /**
+     * The connection's in-flight limit and the queries already in flight on it: the default limit
+     * empty and all but full, and the largest limit empty and nearly full (the longest scan).
+     */
+    @Param({"100/0", "100/99", "65535/0", "65535/60000"})
+    String limitAndInFlight;
 
     private IdTable<Object> table;
     private final Object query = new Object();
 
     @Setup
     public void fill() {
-        table = new IdTable<>(maxInFlight);
+        String[] parts = limitAndInFlight.split("/");
+        table = new IdTable<>(Integer.parseInt(parts[0]));
+        int inFlight = Integer.parseInt(parts[1]);
         for (int i = 0; i < inFlight; i++) {
             table.add(new Object());
         }
