@@ -212,23 +212,30 @@ upstream_queries() { # prints NA when the count cannot be had (the report then s
   unbound-control -c "$work/upstream.conf" stats_noreset 2>/dev/null | sed -n 's/^total.num.queries=//p' | grep . || echo NA
 }
 
-handshakes() { # TLS handshakes dot-proxy has made so far, from its Prometheus endpoint
-  { curl -s --max-time 5 127.0.0.1:9080/q/metrics || true; } | awk '/^dotproxy_upstream_handshakes_total/ {s += $2} END {print s + 0}'
+dotproxy_counters() { # "name count" lines, sorted: dot-proxy's TLS handshakes, connection errors by
+  # kind and timed-out upstream queries so far, from its Prometheus endpoint
+  { curl -s --max-time 5 127.0.0.1:9080/q/metrics || true; } | awk '
+    /^dotproxy_upstream_handshakes_total/ { c["handshakes"] += $2 }
+    /^dotproxy_upstream_errors_total/ && match($0, /result="[a-z]+"/) { c["upstream_errors_" substr($0, RSTART + 8, RLENGTH - 9)] += $2 }
+    /^dotproxy_upstream_requests_total[{]result="timeout"/ { c["upstream_timeouts"] += $2 }
+    END { c["handshakes"] += 0; for (k in c) printf "%s %d\n", k, c[k] }' | LC_ALL=C sort
 }
 
 perf() { # label port pid dnsperf-args...: one recorded run, with the proxy's CPU time around it
   local label=$1 target=$2 pid=${3:-}; shift 3
-  local before=0 upstream_before handshakes_before=""
+  local before=0 upstream_before counters_before=""
   # The scrape comes before the CPU reading: serving it is not part of the run.
-  if [ "${label%%.*}" = dot-proxy ]; then handshakes_before=$(handshakes); fi
+  if [ "${label%%.*}" = dot-proxy ]; then counters_before=$(dotproxy_counters); fi
   upstream_before=$(upstream_queries)
   if [ -n "$pid" ]; then before=$(cpu_ticks "$pid"); fi
   "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "$target" -l "$seconds" "$@" > "$raw/$label.txt" 2>&1 || true
   if [ -n "$pid" ]; then
     echo "proxy_cpu_seconds $(( $(cpu_ticks "$pid") - before )) $(getconf CLK_TCK)" >> "$raw/$label.txt"
   fi
-  if [ -n "$handshakes_before" ]; then
-    echo "handshakes $(( $(handshakes) - handshakes_before ))" >> "$raw/$label.txt"
+  if [ -n "$counters_before" ]; then
+    # What changed over the run: the handshakes always, connection errors and timeouts when any.
+    { LC_ALL=C join <(echo "$counters_before") <(dotproxy_counters) || true; } \
+      | awk '{ d = $3 - $2; if ($1 == "handshakes" || d != 0) print $1, d }' >> "$raw/$label.txt"
   fi
   local upstream_after
   upstream_after=$(upstream_queries)
