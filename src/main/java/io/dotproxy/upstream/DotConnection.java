@@ -69,6 +69,8 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
     private final UpstreamMetrics metrics;
     private final int maxInFlight;
     private final long idleNanos;
+    /** Silence (nothing read with queries in flight) that marks the path as dead: as long as a connect may take. */
+    private final long deadSilenceNanos;
     private final EventLoop loop;
 
     private Channel channel;
@@ -89,6 +91,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         this.maxInFlight = settings.maxInFlight();
         this.ids = new IdTable<>(maxInFlight);
         this.idleNanos = settings.idleTimeout().toNanos();
+        this.deadSilenceNanos = settings.connectTimeout().toNanos();
         this.spkiPins = settings.spkiPins();
         this.owner = owner;
         this.metrics = metrics;
@@ -338,16 +341,20 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         }
         long now = System.nanoTime();
         int kept = 0;
-        boolean silentSinceWritten = false;
+        boolean deadPath = false;
         for (int i = 0; i < pending.size(); i++) {
             InFlight query = pending.get(i);
             if (query.isDone()) {
                 continue;
             }
             if (query.expiredAt(now)) {
-                // Written, timed out, and nothing at all read since: the path may be dead
-                // (a NAT or load balancer that dropped the flow without a reset).
-                silentSinceWritten |= ready && query.sentAtNanos != 0 && query.sentAtNanos - lastReadNanos > 0;
+                // Written, timed out, nothing at all read since, and nothing for as long as a
+                // connect may take: the path may be dead (a NAT or load balancer that dropped the
+                // flow without a reset). A query that spent its time waiting for room and timed
+                // out soon after it was written only says the upstream is slow; re-opening the
+                // connection would add a handshake per timeout, under load when it hurts most.
+                deadPath |= ready && query.sentAtNanos != 0 && query.sentAtNanos - lastReadNanos > 0
+                        && now - lastReadNanos >= deadSilenceNanos;
                 ids.remove(query.upstreamId, query);
                 inFlight--;
                 query.fail(UpstreamFailure.TIMEOUT);
@@ -360,7 +367,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         if (!pending.isEmpty()) {
             scheduleSweep();
         }
-        if (silentSinceWritten) {
+        if (deadPath) {
             closeQuietly(); // its other queries are resent on a fresh connection
             return;
         }

@@ -71,6 +71,33 @@ class UpstreamFaultTest {
     }
 
     @Test
+    void aQueryThatWaitedForRoomAndThenTimesOutDoesNotRetireAConnectionThatJustAnswered() throws Exception {
+        // One connection, one query in flight: the second query waits for the first one's answer
+        // (300 ms), is written then, and times out 100 ms later with nothing read since. The
+        // connection answered 100 ms before: slow, not dead, and re-opening it would only add a
+        // handshake (under load, one per timeout).
+        FakeUpstream.Behaviour slow = (query, connection) ->
+                new FakeUpstream.Answer(FakeUpstream.answerA(query, "192.0.2.7"), Duration.ofMillis(300));
+        try (FakeUpstream upstream = FakeUpstream.start(GOOD, slow);
+             ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).timeout(Duration.ofMillis(400))
+                     .poolSize(1).maxInFlight(1).start()) {
+            ExecutorService clients = Executors.newFixedThreadPool(2);
+            try {
+                Future<Integer> first = clients.submit(() -> DnsClient.udp(proxy.port(), DnsClient.query("first.example.")).getRcode());
+                Thread.sleep(50);
+                Future<Integer> second = clients.submit(() -> DnsClient.udp(proxy.port(), DnsClient.query("second.example.")).getRcode());
+                assertEquals(Rcode.NOERROR, first.get());
+                assertEquals(Rcode.SERVFAIL, second.get(), "written with 150 ms of its 400 left, answered after 300");
+            } finally {
+                clients.shutdownNow();
+            }
+            assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("third.example.")).getRcode());
+            assertEquals(1, proxy.count("dotproxy.upstream.requests", "result", "timeout"));
+            assertEquals(1, upstream.connectionsAccepted(), "the connection that answered stays open");
+        }
+    }
+
+    @Test
     void answerToAnotherQuestionIsIgnoredAndCounted() throws IOException {
         FakeUpstream.Behaviour confused = (query, connection) -> {
             Message other = FakeUpstream.answerA(DnsClient.query("other.example."), "192.0.2.66");
