@@ -69,7 +69,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
     private final UpstreamMetrics metrics;
     private final int maxInFlight;
     private final long idleNanos;
-    /** Silence (nothing read with queries in flight) that marks the path as dead: as long as a connect may take. */
+    /** The longest silence asked of a dead path: as long as a connect may take. */
     private final long deadSilenceNanos;
     private final EventLoop loop;
 
@@ -204,6 +204,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         metrics.connectionOpened();
         owner.connectionReady(this);
         lastWriteNanos = System.nanoTime();
+        lastReadNanos = lastWriteNanos; // the handshake's answer: the path was alive until now
         scheduleIdleCheck(idleNanos);
         for (InFlight query : pending) {
             if (!query.isDone()) {
@@ -348,13 +349,15 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
                 continue;
             }
             if (query.expiredAt(now)) {
-                // Written, timed out, nothing at all read since, and nothing for as long as a
-                // connect may take: the path may be dead (a NAT or load balancer that dropped the
-                // flow without a reset). A query that spent its time waiting for room and timed
-                // out soon after it was written only says the upstream is slow; re-opening the
-                // connection would add a handshake per timeout, under load when it hurts most.
+                // Written, timed out, and nothing at all read (nor a handshake finished) during
+                // its whole attempt, or for as long as a connect may take: the path may be dead
+                // (a NAT or load balancer that dropped the flow without a reset). A query that
+                // waited for room while answers arrived, and timed out soon after it was written,
+                // only says the upstream is slow; re-opening the connection would add a
+                // handshake per timeout, under load when it hurts most.
+                long silence = Math.min(deadSilenceNanos, query.deadlineNanos - query.startedNanos);
                 deadPath |= ready && query.sentAtNanos != 0 && query.sentAtNanos - lastReadNanos > 0
-                        && now - lastReadNanos >= deadSilenceNanos;
+                        && now - lastReadNanos >= silence;
                 ids.remove(query.upstreamId, query);
                 inFlight--;
                 query.fail(UpstreamFailure.TIMEOUT);

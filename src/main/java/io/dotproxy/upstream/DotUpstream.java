@@ -32,9 +32,10 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
     /**
      * Tuning of one DoT upstream.
      *
-     * @param connectTimeout bound on TCP connect and on the TLS handshake, each; also how long a
-     *                       connection may read nothing, with a query timed out on it, before
-     *                       it counts as dead and is replaced
+     * @param connectTimeout bound on TCP connect and on the TLS handshake, each; also the
+     *                       longest a connection may read nothing, with a query timed out on
+     *                       it, before it counts as dead and is replaced (a query's whole
+     *                       attempt, when that is shorter)
      * @param idleTimeout a connection with nothing in flight for this long is closed
      * @param maxInFlight queries in flight on one connection at most (below 65,536)
      * @param poolSize connections open at most

@@ -13,6 +13,8 @@ final class InFlight {
     /** Length prefix and message, ready to write; the ID field is patched for each send. */
     final ByteBuf wire;
     final int clientId;
+    /** When this upstream was handed the query: its attempt runs from here to the deadline. */
+    final long startedNanos = System.nanoTime();
     final long deadlineNanos;
     private final QueryCallback callback;
     private final UpstreamMetrics metrics;

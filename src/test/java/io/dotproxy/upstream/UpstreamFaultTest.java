@@ -71,23 +71,54 @@ class UpstreamFaultTest {
     }
 
     @Test
+    void aDeadPathIsReplacedAfterATimeoutEvenWhenQueriesHaveLessTimeThanAConnect() throws IOException {
+        FakeUpstream.Behaviour deadFirstPath = (query, connection) -> connection == 0
+                ? new FakeUpstream.Silence()
+                : new FakeUpstream.Answer(FakeUpstream.answerA(query, "192.0.2.8"), Duration.ZERO);
+        try (FakeUpstream upstream = FakeUpstream.start(GOOD, deadFirstPath);
+             ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).timeout(Duration.ofMillis(300))
+                     .attemptTimeout(Duration.ofSeconds(5)).poolSize(1).start()) {
+            // The first query may have waited for the handshake, which proves the path alive; the
+            // next one is silent for its whole 300 ms, far less than the 5 s a connect may take.
+            List<Integer> rcodes = new ArrayList<>();
+            while (rcodes.size() < 3 && !rcodes.contains(Rcode.NOERROR)) {
+                rcodes.add(DnsClient.udp(proxy.port(), DnsClient.query("q" + rcodes.size() + ".example.")).getRcode());
+            }
+            assertEquals(Rcode.NOERROR, rcodes.get(rcodes.size() - 1), "answered on a fresh connection: " + rcodes);
+            assertEquals(2, upstream.connectionsAccepted(), "the silent connection was replaced");
+        }
+    }
+
+    @Test
     void aQueryThatWaitedForRoomAndThenTimesOutDoesNotRetireAConnectionThatJustAnswered() throws Exception {
-        // One connection, one query in flight: the second query waits for the first one's answer
-        // (300 ms), is written then, and times out 100 ms later with nothing read since. The
-        // connection answered 100 ms before: slow, not dead, and re-opening it would only add a
-        // handshake (under load, one per timeout).
-        FakeUpstream.Behaviour slow = (query, connection) ->
-                new FakeUpstream.Answer(FakeUpstream.answerA(query, "192.0.2.7"), Duration.ofMillis(300));
-        try (FakeUpstream upstream = FakeUpstream.start(GOOD, slow);
-             ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).timeout(Duration.ofMillis(400))
+        // One connection, one query in flight: "second" waits for "first" (answered after 300 ms),
+        // is written then, and times out 300 ms later with nothing read since. The connection
+        // answered 300 ms before: slow, not dead, and re-opening it would only add a handshake
+        // (under load, one per timeout).
+        FakeUpstream.Behaviour slowThenSilent = (query, connection) -> {
+            String name = query.getQuestion().getName().toString();
+            if (name.startsWith("second.")) {
+                return new FakeUpstream.Silence();
+            }
+            Duration delay = name.startsWith("first.") ? Duration.ofMillis(300) : Duration.ZERO;
+            return new FakeUpstream.Answer(FakeUpstream.answerA(query, "192.0.2.7"), delay);
+        };
+        Duration timeout = Duration.ofMillis(600);
+        try (FakeUpstream upstream = FakeUpstream.start(GOOD, slowThenSilent);
+             ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).timeout(timeout).attemptTimeout(timeout)
                      .poolSize(1).maxInFlight(1).start()) {
+            // The connection is open before anything is timed.
+            assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("warm-up.example.")).getRcode());
             ExecutorService clients = Executors.newFixedThreadPool(2);
             try {
                 Future<Integer> first = clients.submit(() -> DnsClient.udp(proxy.port(), DnsClient.query("first.example.")).getRcode());
-                Thread.sleep(50);
+                long giveUp = System.nanoTime() + Duration.ofSeconds(2).toNanos();
+                while (upstream.queries().size() < 2 && System.nanoTime() < giveUp) {
+                    Thread.sleep(1); // until "first" is on the wire, so "second" waits for it
+                }
                 Future<Integer> second = clients.submit(() -> DnsClient.udp(proxy.port(), DnsClient.query("second.example.")).getRcode());
                 assertEquals(Rcode.NOERROR, first.get());
-                assertEquals(Rcode.SERVFAIL, second.get(), "written with 150 ms of its 400 left, answered after 300");
+                assertEquals(Rcode.SERVFAIL, second.get(), "written with about 300 ms of its 600 left, never answered");
             } finally {
                 clients.shutdownNow();
             }
