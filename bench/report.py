@@ -41,12 +41,12 @@ def parse(path):
     # A SERVFAIL is an answer but not a resolution: throughput ratios count NOERROR answers only.
     noerror = re.search(r"NOERROR \d+ \(([\d.]+)%\)", run["codes"])
     run["ok_qps"] = run["qps"] * (float(noerror.group(1)) / 100 if noerror else 0.0)
-    m = re.search(r"^handshakes (-?\d+)$", text, re.M)
+    m = re.search(r"^handshakes (\d+|NA)$", text, re.M)
     if m:
-        run["handshakes"] = int(m.group(1))
+        run["handshakes"] = int(m.group(1)) if m.group(1) != "NA" else None
     # dot-proxy's connection errors by kind and timed-out upstream queries during the run, when any.
     run["upstream_trouble"] = {name: int(count) for name, count in
-                               re.findall(r"^upstream_(errors_\w+|timeouts) (-?\d+)$", text, re.M)}
+                               re.findall(r"^upstream_(errors_\w+|timeouts) (\d+)$", text, re.M)}
     m = re.search(r"^upstream_queries (\d+)$", text, re.M)
     if m and run["completed"]:
         run["upstream_share"] = float(m.group(1)) / run["completed"]
@@ -142,16 +142,20 @@ for proxy in proxies:
     if proxy in rss:
         out.append(f"- {proxy}: RSS after the runs {rss[proxy][0]:.0f} MiB, peak {rss[proxy][1]:.0f} MiB; "
                    f"answering {ready.get(proxy, '—')} ms after start.")
-counted = [(scenario, r) for (proxy, scenario), cells in runs.items() if proxy == "dot-proxy"
-           for r in cells if "handshakes" in r]
-if counted:
+recorded = [(scenario, r) for (proxy, scenario), cells in runs.items() if proxy == "dot-proxy"
+            for r in cells if "handshakes" in r]
+counted = [(scenario, r) for scenario, r in recorded if r["handshakes"] is not None]
+if recorded:
+    uncounted = len(recorded) - len(counted)
     line = (f"- dot-proxy: TLS handshakes during the {len(counted)} measured runs: "
-            f"{sum(r['handshakes'] for _, r in counted)} (counted from its metrics around each run; the "
-            f"unrecorded second before each run may reconnect)")
+            f"{sum(r['handshakes'] for _, r in counted)} (counted from its metrics around each run"
+            + (f"; {uncounted} run{'s' if uncounted != 1 else ''} not counted, a scrape failed" if uncounted else "")
+            + "; the unrecorded second before each run may reconnect)")
     # Where a run reconnected or saw connection errors or timeouts, say which run and what.
     troubled = []
     for scenario, r in sorted(counted, key=lambda c: (c[1]["repeat"], c[0])):
-        what = [f"{r['handshakes']} handshakes"] if r["handshakes"] else []
+        n = r["handshakes"]
+        what = [f"{n} handshake{'s' if n != 1 else ''}"] if n else []
         what += [f"{name.replace('errors_', 'errors ')} {count}" for name, count in sorted(r["upstream_trouble"].items())]
         if what:
             troubled.append(f"{scenario} {r['repeat']}: {', '.join(what)}")

@@ -213,12 +213,12 @@ upstream_queries() { # prints NA when the count cannot be had (the report then s
 }
 
 dotproxy_counters() { # "name count" lines, sorted: dot-proxy's TLS handshakes, connection errors by
-  # kind and timed-out upstream queries so far, from its Prometheus endpoint
-  { curl -s --max-time 5 127.0.0.1:9080/q/metrics || true; } | awk '
+  # kind and timed-out upstream queries so far, from its Prometheus endpoint; nothing when it fails
+  { curl -sf --max-time 5 127.0.0.1:9080/q/metrics || true; } | awk '
     /^dotproxy_upstream_handshakes_total/ { c["handshakes"] += $2 }
     /^dotproxy_upstream_errors_total/ && match($0, /result="[a-z]+"/) { c["upstream_errors_" substr($0, RSTART + 8, RLENGTH - 9)] += $2 }
-    /^dotproxy_upstream_requests_total[{]result="timeout"/ { c["upstream_timeouts"] += $2 }
-    END { c["handshakes"] += 0; for (k in c) printf "%s %d\n", k, c[k] }' | LC_ALL=C sort
+    /^dotproxy_upstream_requests_total/ && /result="timeout"/ { c["upstream_timeouts"] += $2 }
+    END { if (NR) { c["handshakes"] += 0; for (k in c) printf "%s %d\n", k, c[k] } }' | LC_ALL=C sort
 }
 
 perf() { # label port pid dnsperf-args...: one recorded run, with the proxy's CPU time around it
@@ -232,10 +232,16 @@ perf() { # label port pid dnsperf-args...: one recorded run, with the proxy's CP
   if [ -n "$pid" ]; then
     echo "proxy_cpu_seconds $(( $(cpu_ticks "$pid") - before )) $(getconf CLK_TCK)" >> "$raw/$label.txt"
   fi
-  if [ -n "$counters_before" ]; then
-    # What changed over the run: the handshakes always, connection errors and timeouts when any.
-    { LC_ALL=C join <(echo "$counters_before") <(dotproxy_counters) || true; } \
-      | awk '{ d = $3 - $2; if ($1 == "handshakes" || d != 0) print $1, d }' >> "$raw/$label.txt"
+  if [ "${label%%.*}" = dot-proxy ]; then
+    local counters_after
+    counters_after=$(dotproxy_counters)
+    if [ -n "$counters_before" ] && [ -n "$counters_after" ]; then
+      # What changed over the run: the handshakes always, connection errors and timeouts when any.
+      { LC_ALL=C join <(echo "$counters_before") <(echo "$counters_after") || true; } \
+        | awk '{ d = $3 - $2; if ($1 == "handshakes" || d != 0) print $1, d }' >> "$raw/$label.txt"
+    else
+      echo "handshakes NA" >> "$raw/$label.txt" # a scrape failed: no count rather than a wrong one
+    fi
   fi
   local upstream_after
   upstream_after=$(upstream_queries)
