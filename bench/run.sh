@@ -223,16 +223,16 @@ dotproxy_counters() { # "name count" lines, sorted: dot-proxy's TLS handshakes, 
 
 perf() { # label port pid dnsperf-args...: one recorded run, with the proxy's CPU time around it
   local label=$1 target=$2 pid=${3:-}; shift 3
-  local before=0 upstream_before counters_before=""
+  local before=0 upstream_before counted=false counters_before=""
   # The scrape comes before the CPU reading: serving it is not part of the run.
-  if [ "${label%%.*}" = dot-proxy ]; then counters_before=$(dotproxy_counters); fi
+  if [ "${label%%.*}" = dot-proxy ]; then counted=true; counters_before=$(dotproxy_counters); fi
   upstream_before=$(upstream_queries)
   if [ -n "$pid" ]; then before=$(cpu_ticks "$pid"); fi
   "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "$target" -l "$seconds" "$@" > "$raw/$label.txt" 2>&1 || true
   if [ -n "$pid" ]; then
     echo "proxy_cpu_seconds $(( $(cpu_ticks "$pid") - before )) $(getconf CLK_TCK)" >> "$raw/$label.txt"
   fi
-  if [ "${label%%.*}" = dot-proxy ]; then
+  if $counted; then
     local counters_after
     counters_after=$(dotproxy_counters)
     if [ -n "$counters_before" ] && [ -n "$counters_after" ]; then

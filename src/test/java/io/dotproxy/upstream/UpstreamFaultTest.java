@@ -29,6 +29,10 @@ import org.xbill.DNS.Rcode;
 class UpstreamFaultTest {
     private static final TestCa CA = TestCa.create();
     private static final TestCa.Issued GOOD = CA.issue(List.of(ProxyHarness.TLS_NAME), List.of("127.0.0.1"));
+    /** The first connection's path is dead (nothing ever comes back); later ones answer. */
+    private static final FakeUpstream.Behaviour DEAD_FIRST_PATH = (query, connection) -> connection == 0
+            ? new FakeUpstream.Silence()
+            : new FakeUpstream.Answer(FakeUpstream.answerA(query, "192.0.2.8"), Duration.ZERO);
 
     @ParameterizedTest
     @ValueSource(strings = {"udp", "tcp"})
@@ -54,10 +58,7 @@ class UpstreamFaultTest {
 
     @Test
     void connectionThatReadsNothingAfterATimeoutIsRetiredAndTheNextQueryUsesAFreshOne() throws IOException {
-        FakeUpstream.Behaviour deadFirstPath = (query, connection) -> connection == 0
-                ? new FakeUpstream.Silence()
-                : new FakeUpstream.Answer(FakeUpstream.answerA(query, "192.0.2.8"), Duration.ZERO);
-        try (FakeUpstream upstream = FakeUpstream.start(GOOD, deadFirstPath);
+        try (FakeUpstream upstream = FakeUpstream.start(GOOD, DEAD_FIRST_PATH);
              ProxyHarness proxy = ProxyHarness.start(CA, Duration.ofMillis(400), upstream)) {
             assertEquals(Rcode.SERVFAIL, DnsClient.udp(proxy.port(), DnsClient.query("lost.example.")).getRcode());
             long giveUp = System.nanoTime() + Duration.ofSeconds(3).toNanos();
@@ -72,10 +73,7 @@ class UpstreamFaultTest {
 
     @Test
     void aDeadPathIsReplacedAfterATimeoutEvenWhenQueriesHaveLessTimeThanAConnect() throws IOException {
-        FakeUpstream.Behaviour deadFirstPath = (query, connection) -> connection == 0
-                ? new FakeUpstream.Silence()
-                : new FakeUpstream.Answer(FakeUpstream.answerA(query, "192.0.2.8"), Duration.ZERO);
-        try (FakeUpstream upstream = FakeUpstream.start(GOOD, deadFirstPath);
+        try (FakeUpstream upstream = FakeUpstream.start(GOOD, DEAD_FIRST_PATH);
              ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).timeout(Duration.ofMillis(300))
                      .attemptTimeout(Duration.ofSeconds(5)).poolSize(1).start()) {
             // The first query may have waited for the handshake, which proves the path alive; the
