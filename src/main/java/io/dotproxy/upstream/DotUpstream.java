@@ -118,10 +118,12 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
     }
 
     private void dispatch(InFlight query) {
-        if (query.expiredAt(System.nanoTime())) {
+        long now = System.nanoTime();
+        if (query.expiredAt(now)) {
             query.expire();
             return;
         }
+        query.start(now);
         if (closed) {
             query.fail(UpstreamFailure.UNAVAILABLE);
             return;

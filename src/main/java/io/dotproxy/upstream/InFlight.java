@@ -13,8 +13,6 @@ final class InFlight {
     /** Length prefix and message, ready to write; the ID field is patched for each send. */
     final ByteBuf wire;
     final int clientId;
-    /** When this upstream was handed the query: its attempt runs from here to the deadline. */
-    final long startedNanos = System.nanoTime();
     final long deadlineNanos;
     private final QueryCallback callback;
     private final UpstreamMetrics metrics;
@@ -22,6 +20,12 @@ final class InFlight {
     int upstreamId;
     int sends;
     long sentAtNanos;
+    /**
+     * When this upstream's event loop first took the query: its attempt runs from here to the
+     * deadline. Stamped by {@link #start} from a clock reading the caller makes anyway.
+     */
+    long startedNanos;
+    private boolean started;
     private boolean done;
 
     InFlight(ByteBuf wire, int clientId, long deadlineNanos, QueryCallback callback, UpstreamMetrics metrics) {
@@ -30,6 +34,14 @@ final class InFlight {
         this.deadlineNanos = deadlineNanos;
         this.callback = callback;
         this.metrics = metrics;
+    }
+
+    /** Records the attempt's start on the first call; resends keep the first start. */
+    void start(long nowNanos) {
+        if (!started) {
+            started = true;
+            startedNanos = nowNanos;
+        }
     }
 
     boolean isDone() {
