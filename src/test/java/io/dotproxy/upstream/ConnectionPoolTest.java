@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.dotproxy.testing.DnsClient;
+import io.dotproxy.testing.Eventually;
 import io.dotproxy.testing.FakeUpstream;
 import io.dotproxy.testing.ProxyHarness;
 import io.dotproxy.testing.TestCa;
@@ -13,7 +14,6 @@ import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.function.DoublePredicate;
 import org.junit.jupiter.api.Test;
 import org.xbill.DNS.Message;
 import org.xbill.DNS.OPTRecord;
@@ -67,8 +67,7 @@ class ConnectionPoolTest {
         try (FakeUpstream upstream = FakeUpstream.start(GOOD, FakeUpstream.answering());
              ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).idleTimeout(Duration.ofMillis(200)).start()) {
             assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("one.example.")).getRcode());
-            awaitConnections(proxy, open -> open == 0, Duration.ofSeconds(5));
-            assertEquals(0, proxy.gauge("dotproxy.upstream.connections"), "idle connection closed");
+            assertTrue(Eventually.holds(Duration.ofSeconds(5), () -> openConnections(proxy) == 0), "idle connection closed");
             assertEquals(0, proxy.count("dotproxy.upstream.errors", "result", "closed"), "an idle close is not an error");
 
             assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("two.example.")).getRcode());
@@ -98,8 +97,8 @@ class ConnectionPoolTest {
             } finally {
                 clients.shutdownNow();
             }
-            awaitConnections(proxy, open -> open == 2, Duration.ofSeconds(5)); // the second may still be in its handshake
-            assertEquals(2, proxy.gauge("dotproxy.upstream.connections"), "the burst opened the whole pool");
+            // The second connection may still be in its handshake.
+            assertTrue(Eventually.holds(Duration.ofSeconds(5), () -> openConnections(proxy) == 2), "the burst opened the whole pool");
             double handshakes = proxy.count("dotproxy.upstream.handshakes");
 
             // Then one query at a time, for three idle timeouts: each connection still gets traffic.
@@ -120,7 +119,7 @@ class ConnectionPoolTest {
              ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).start()) {
             for (int i = 0; i < 5; i++) {
                 assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("early" + i + ".example.")).getRcode());
-                awaitConnections(proxy, open -> open == 0, Duration.ofSeconds(2));
+                assertTrue(Eventually.holds(Duration.ofSeconds(2), () -> openConnections(proxy) == 0), "closed by the upstream");
             }
             assertEquals(5, upstream.connectionsAccepted());
             assertEquals(0, proxy.count("dotproxy.upstream.errors", "result", "closed"));
@@ -160,11 +159,7 @@ class ConnectionPoolTest {
         }
     }
 
-    /** Waits until the gauge of open connections satisfies {@code done}, or {@code within} ends. */
-    private static void awaitConnections(ProxyHarness proxy, DoublePredicate done, Duration within) throws InterruptedException {
-        long giveUp = System.nanoTime() + within.toNanos();
-        while (!done.test(proxy.gauge("dotproxy.upstream.connections")) && System.nanoTime() < giveUp) {
-            Thread.sleep(5);
-        }
+    private static double openConnections(ProxyHarness proxy) {
+        return proxy.gauge("dotproxy.upstream.connections");
     }
 }

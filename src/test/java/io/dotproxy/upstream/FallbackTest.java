@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.dotproxy.testing.DnsClient;
+import io.dotproxy.testing.Eventually;
 import io.dotproxy.testing.FakePlainServer;
 import io.dotproxy.testing.FakeUpstream;
 import io.dotproxy.testing.ProxyHarness;
@@ -63,12 +64,8 @@ class FallbackTest {
             // The DoT upstream comes back: the fallback is left by itself.
             try (FakeUpstream dot = FakeUpstream.start(GOOD, (q, c) ->
                     new FakeUpstream.Answer(FakeUpstream.answerA(q, "192.0.2.1"), Duration.ZERO), dotPort)) {
-                long giveUp = System.nanoTime() + Duration.ofSeconds(10).toNanos();
-                String from = "";
-                while (!from.equals("192.0.2.1") && System.nanoTime() < giveUp) {
-                    from = address(DnsClient.udp(proxy.port(), DnsClient.query("back.example.")));
-                    Thread.sleep(50);
-                }
+                String from = Eventually.retry(Duration.ofSeconds(10), Duration.ofMillis(50),
+                        () -> address(DnsClient.udp(proxy.port(), DnsClient.query("back.example."))), "192.0.2.1"::equals);
                 assertEquals("192.0.2.1", from);
                 int plainBefore = plain.packetsReceived();
                 for (int i = 0; i < 5; i++) {

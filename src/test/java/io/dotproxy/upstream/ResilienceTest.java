@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.dotproxy.testing.DnsClient;
+import io.dotproxy.testing.Eventually;
 import io.dotproxy.testing.FakeUpstream;
 import io.dotproxy.testing.ProxyHarness;
 import io.dotproxy.testing.TestCa;
@@ -130,14 +131,11 @@ class ResilienceTest {
 
             faulty.heal();
 
-            long giveUp = System.nanoTime() + Duration.ofSeconds(15).toNanos();
-            String from = FROM_HEALTHY;
-            while (!from.equals(FROM_FAULTY) && System.nanoTime() < giveUp) {
+            String from = Eventually.retry(Duration.ofSeconds(15), Duration.ofMillis(50), () -> {
                 Message answer = DnsClient.udp(proxy.port(), DnsClient.query("after.example."));
                 assertEquals(Rcode.NOERROR, answer.getRcode());
-                from = address(answer);
-                Thread.sleep(50);
-            }
+                return address(answer);
+            }, FROM_FAULTY::equals);
             assertEquals(FROM_FAULTY, from, fault + ": the healed, preferred upstream answers again");
             assertEquals(UpstreamHealth.State.UP, proxy.upstreams().members().get(0).health().state());
         }

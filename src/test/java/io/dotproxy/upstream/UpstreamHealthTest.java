@@ -1,15 +1,17 @@
 package io.dotproxy.upstream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.dotproxy.testing.Eventually;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.netty.channel.DefaultEventLoop;
 import java.time.Duration;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -109,13 +111,7 @@ class UpstreamHealthTest {
         assertEquals(UpstreamHealth.State.UP, health.state());
     }
 
-    private static void waitFor(java.util.function.BooleanSupplier condition, String what) throws InterruptedException {
-        long giveUp = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > giveUp) {
-                throw new AssertionError("timed out: " + what);
-            }
-            new CountDownLatch(1).await(10, TimeUnit.MILLISECONDS);
-        }
+    private static void waitFor(BooleanSupplier condition, String what) throws Exception {
+        assertTrue(Eventually.holds(Duration.ofSeconds(5), condition), "timed out: " + what);
     }
 }
