@@ -36,6 +36,9 @@ def parse(path):
     m = re.search(r"^proxy_cpu_seconds (\d+) (\d+)$", text, re.M)
     if m and float(m.group(1)) > 0:
         run["per_cpu_s"] = run["completed"] / (float(m.group(1)) / float(m.group(2)))
+    m = re.search(r"^rss_kib (\d+)$", text, re.M)
+    if m:
+        run["rss_mib"] = int(m.group(1)) / 1024
     codes = re.search(r"Response codes:\s+(.*)", text)
     run["codes"] = codes.group(1).strip() if codes else "none"
     # A SERVFAIL is an answer but not a resolution: throughput ratios count NOERROR answers only.
@@ -116,7 +119,7 @@ for scenario, title in SCENARIOS.items():
                    f"| {fmt(median(proxy, scenario, 'upstream_share'), 2)} | {fmt(median(proxy, scenario, 'avg_ms'), 3)} "
                    f"| {fmt(median(proxy, scenario, 'p50_ms'), 3)} | {fmt(median(proxy, scenario, 'p99_ms'), 3)} "
                    f"| {fmt(median(proxy, scenario, 'lost'), 0)} | {fmt(median(proxy, scenario, 'per_cpu_s'), 0)} "
-                   f"| {fmt(rss.get(proxy, (None,))[0], 0)} | {codes} |")
+                   f"| {fmt(median(proxy, scenario, 'rss_mib'), 0)} | {codes} |")
     peers = [(median(p, scenario, "ok_qps"), p) for p in PEERS if median(p, scenario, "ok_qps")]
     ours = median("dot-proxy", scenario, "ok_qps")
     if peers and ours:
@@ -138,9 +141,14 @@ for scenario, title in SCENARIOS.items():
         out.append(line + ".")
 
 out.append("\n## Footprint and steady state\n")
+out.append("RSS under load: read at the end of each measured run, median and highest over all of a "
+           "proxy's runs (the tables above show the median per scenario); peak is the kernel's high-water mark.\n")
 for proxy in proxies:
     if proxy in rss:
-        out.append(f"- {proxy}: RSS after the runs {rss[proxy][0]:.0f} MiB, peak {rss[proxy][1]:.0f} MiB; "
+        under_load = [r["rss_mib"] for (p, _), cells in runs.items() if p == proxy for r in cells if "rss_mib" in r]
+        load = (f"RSS under load {statistics.median(under_load):.0f} MiB (highest {max(under_load):.0f}), "
+                if under_load else "")
+        out.append(f"- {proxy}: {load}after the runs {rss[proxy][0]:.0f} MiB, peak {rss[proxy][1]:.0f} MiB; "
                    f"answering {ready.get(proxy, '—')} ms after start.")
 recorded = [(scenario, r) for (proxy, scenario), cells in runs.items() if proxy == "dot-proxy"
             for r in cells if "handshakes" in r]

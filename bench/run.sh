@@ -222,6 +222,7 @@ dotproxy_counters() { # "name count" lines, sorted: dot-proxy's TLS handshakes, 
 }
 
 perf() { # label port pid dnsperf-args...: one recorded run, with the proxy's CPU time around it
+  # and its resident memory at the run's end (under the run's load, before anything else runs)
   local label=$1 target=$2 pid=${3:-}; shift 3
   local before=0 upstream_before counted=false counters_before=""
   # The scrape comes before the CPU reading: serving it is not part of the run.
@@ -231,6 +232,7 @@ perf() { # label port pid dnsperf-args...: one recorded run, with the proxy's CP
   "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "$target" -l "$seconds" "$@" > "$raw/$label.txt" 2>&1 || true
   if [ -n "$pid" ]; then
     echo "proxy_cpu_seconds $(( $(cpu_ticks "$pid") - before )) $(getconf CLK_TCK)" >> "$raw/$label.txt"
+    echo "rss_kib $(awk '/VmRSS/ {print $2}' "/proc/$pid/status")" >> "$raw/$label.txt"
   fi
   if $counted; then
     local counters_after
