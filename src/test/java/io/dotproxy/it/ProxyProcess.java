@@ -1,5 +1,6 @@
 package io.dotproxy.it;
 
+import io.dotproxy.testing.Eventually;
 import java.io.IOException;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -54,25 +55,23 @@ final class ProxyProcess implements AutoCloseable {
     }
 
     /** Waits until {@code /q/health/ready} answers 200. */
-    void awaitReady(int httpPort) throws IOException, InterruptedException {
+    void awaitReady(int httpPort) throws Exception {
         HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(1)).build();
         HttpRequest ready = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + httpPort + "/q/health/ready"))
                 .timeout(Duration.ofSeconds(2)).build();
-        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
-        while (System.nanoTime() < deadline) {
+        boolean isReady = Eventually.retry(Duration.ofSeconds(30), Duration.ofMillis(100), () -> {
             if (!process.isAlive()) {
                 throw new IOException("proxy exited with " + process.exitValue() + ": " + output());
             }
             try {
-                if (client.send(ready, HttpResponse.BodyHandlers.discarding()).statusCode() == 200) {
-                    return;
-                }
+                return client.send(ready, HttpResponse.BodyHandlers.discarding()).statusCode() == 200;
             } catch (IOException notYet) {
-                // not listening yet
+                return false; // not listening yet
             }
-            Thread.sleep(100);
+        }, up -> up);
+        if (!isReady) {
+            throw new IOException("proxy not ready in time: " + output());
         }
-        throw new IOException("proxy not ready in time: " + output());
     }
 
     /** Waits for the process to end on its own; its exit code. */

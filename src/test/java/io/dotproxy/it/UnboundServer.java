@@ -1,5 +1,6 @@
 package io.dotproxy.it;
 
+import io.dotproxy.testing.Eventually;
 import io.dotproxy.testing.TestCa;
 import java.io.IOException;
 import java.net.InetAddress;
@@ -29,7 +30,7 @@ final class UnboundServer implements AutoCloseable {
         this.log = log;
     }
 
-    static UnboundServer start(TestCa ca, Path dir, int port) throws IOException, InterruptedException {
+    static UnboundServer start(TestCa ca, Path dir, int port) throws Exception {
         TestCa.Issued certificate = ca.issue(List.of(TLS_NAME), List.of("127.0.0.1"));
         Path cert = dir.resolve("unbound.pem");
         Path key = dir.resolve("unbound.key");
@@ -79,19 +80,20 @@ final class UnboundServer implements AutoCloseable {
         return "unbound"; // from PATH; a missing binary fails the test with a clear IOException
     }
 
-    private void awaitListening() throws IOException, InterruptedException {
-        long deadline = System.nanoTime() + Duration.ofSeconds(15).toNanos();
-        while (System.nanoTime() < deadline) {
+    private void awaitListening() throws Exception {
+        boolean listening = Eventually.retry(Duration.ofSeconds(15), Duration.ofMillis(100), () -> {
             if (!process.isAlive()) {
                 throw new IOException("unbound exited: " + Files.readString(log));
             }
             try (Socket probe = new Socket(InetAddress.getLoopbackAddress(), port)) {
-                return;
+                return true;
             } catch (IOException notYet) {
-                Thread.sleep(100);
+                return false;
             }
+        }, up -> up);
+        if (!listening) {
+            throw new IOException("unbound did not listen on port " + port + ": " + Files.readString(log));
         }
-        throw new IOException("unbound did not listen on port " + port + ": " + Files.readString(log));
     }
 
     int port() {

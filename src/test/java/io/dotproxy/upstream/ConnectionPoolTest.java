@@ -67,7 +67,7 @@ class ConnectionPoolTest {
         try (FakeUpstream upstream = FakeUpstream.start(GOOD, FakeUpstream.answering());
              ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).idleTimeout(Duration.ofMillis(200)).start()) {
             assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("one.example.")).getRcode());
-            assertTrue(Eventually.holds(Duration.ofSeconds(5), () -> openConnections(proxy) == 0), "idle connection closed");
+            assertEquals(0, awaitConnections(proxy, 0, Duration.ofSeconds(5)), "idle connection closed");
             assertEquals(0, proxy.count("dotproxy.upstream.errors", "result", "closed"), "an idle close is not an error");
 
             assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("two.example.")).getRcode());
@@ -98,7 +98,7 @@ class ConnectionPoolTest {
                 clients.shutdownNow();
             }
             // The second connection may still be in its handshake.
-            assertTrue(Eventually.holds(Duration.ofSeconds(5), () -> openConnections(proxy) == 2), "the burst opened the whole pool");
+            assertEquals(2, awaitConnections(proxy, 2, Duration.ofSeconds(5)), "the burst opened the whole pool");
             double handshakes = proxy.count("dotproxy.upstream.handshakes");
 
             // Then one query at a time, for three idle timeouts: each connection still gets traffic.
@@ -119,7 +119,7 @@ class ConnectionPoolTest {
              ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).start()) {
             for (int i = 0; i < 5; i++) {
                 assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("early" + i + ".example.")).getRcode());
-                assertTrue(Eventually.holds(Duration.ofSeconds(2), () -> openConnections(proxy) == 0), "closed by the upstream");
+                assertEquals(0, awaitConnections(proxy, 0, Duration.ofSeconds(2)), "closed by the upstream");
             }
             assertEquals(5, upstream.connectionsAccepted());
             assertEquals(0, proxy.count("dotproxy.upstream.errors", "result", "closed"));
@@ -159,7 +159,9 @@ class ConnectionPoolTest {
         }
     }
 
-    private static double openConnections(ProxyHarness proxy) {
-        return proxy.gauge("dotproxy.upstream.connections");
+    /** The gauge of open connections once it reads {@code expected}, or when {@code within} ends. */
+    private static double awaitConnections(ProxyHarness proxy, double expected, Duration within) throws Exception {
+        return Eventually.retry(within, Duration.ofMillis(5), () -> proxy.gauge("dotproxy.upstream.connections"),
+                open -> open == expected);
     }
 }

@@ -109,7 +109,8 @@ class UpstreamFaultTest {
             try {
                 Future<Integer> first = clients.submit(() -> DnsClient.udp(proxy.port(), DnsClient.query("first.example.")).getRcode());
                 // Until "first" is on the wire, so "second" waits for it.
-                assertTrue(Eventually.holds(Duration.ofSeconds(2), () -> upstream.queries().size() >= 2), "first was sent");
+                int seen = Eventually.retry(Duration.ofSeconds(2), Duration.ofMillis(1), () -> upstream.queries().size(), n -> n >= 2);
+                assertTrue(seen >= 2, "warm-up and first on the wire: " + seen);
                 Future<Integer> second = clients.submit(() -> DnsClient.udp(proxy.port(), DnsClient.query("second.example.")).getRcode());
                 assertEquals(Rcode.NOERROR, first.get());
                 assertEquals(Rcode.SERVFAIL, second.get(), "written with about 300 ms of its 600 left, never answered");
