@@ -50,6 +50,9 @@ def parse(path):
     # dot-proxy's connection errors by kind and timed-out upstream queries during the run, when any.
     run["upstream_trouble"] = {name: int(count) for name, count in
                                re.findall(r"^upstream_(errors_\w+|timeouts) (\d+)$", text, re.M)}
+    m = re.search(r"^connections (\d+) (\d+)$", text, re.M)
+    if m:
+        run["connections"] = (int(m.group(1)), int(m.group(2)))
     m = re.search(r"^upstream_queries (\d+)$", text, re.M)
     if m and run["completed"]:
         run["upstream_share"] = float(m.group(1)) / run["completed"]
@@ -75,7 +78,8 @@ meta = defaultdict(list)
 for line in (raw / "meta.txt").read_text().splitlines():
     key, _, value = line.partition(" ")
     meta[key].append(value)
-rss = {v.split()[0]: (int(v.split()[1]) / 1024, int(v.split()[2]) / 1024) for v in meta["rss"]}
+# A proxy that died before the end has no numbers on its line.
+rss = {v.split()[0]: (int(v.split()[1]) / 1024, int(v.split()[2]) / 1024) for v in meta["rss"] if len(v.split()) == 3}
 ready = {v.split()[0]: int(v.split()[1]) for v in meta["ready"]}
 proxies = [p for p in ["dot-proxy"] + PEERS if any(k[0] == p for k in runs)]
 
@@ -141,15 +145,17 @@ for scenario, title in SCENARIOS.items():
         out.append(line + ".")
 
 out.append("\n## Footprint and steady state\n")
-out.append("RSS under load: read at the end of each measured run, median and highest over all of a "
+out.append("RSS under load: read halfway through each measured run, median and highest over all of a "
            "proxy's runs (the tables above show the median per scenario); peak is the kernel's high-water mark.\n")
 for proxy in proxies:
+    under_load = [r["rss_mib"] for (p, _), cells in runs.items() if p == proxy for r in cells if "rss_mib" in r]
+    parts = []
+    if under_load:
+        parts.append(f"RSS under load {statistics.median(under_load):.0f} MiB (highest {max(under_load):.0f})")
     if proxy in rss:
-        under_load = [r["rss_mib"] for (p, _), cells in runs.items() if p == proxy for r in cells if "rss_mib" in r]
-        load = (f"RSS under load {statistics.median(under_load):.0f} MiB (highest {max(under_load):.0f}), "
-                if under_load else "")
-        out.append(f"- {proxy}: {load}after the runs {rss[proxy][0]:.0f} MiB, peak {rss[proxy][1]:.0f} MiB; "
-                   f"answering {ready.get(proxy, '—')} ms after start.")
+        parts.append(f"after the runs {rss[proxy][0]:.0f} MiB, peak {rss[proxy][1]:.0f} MiB")
+    if parts or proxy in ready:
+        out.append(f"- {proxy}: {', '.join(parts) or 'no memory reading'}; answering {ready.get(proxy, '—')} ms after start.")
 recorded = [(scenario, r) for (proxy, scenario), cells in runs.items() if proxy == "dot-proxy"
             for r in cells if "handshakes" in r]
 counted = [(scenario, r) for scenario, r in recorded if r["handshakes"] is not None]
@@ -165,6 +171,8 @@ if recorded:
         n = r["handshakes"]
         what = [f"{n} handshake{'s' if n != 1 else ''}"] if n else []
         what += [f"{name.replace('errors_', 'errors ')} {count}" for name, count in sorted(r["upstream_trouble"].items())]
+        if what and "connections" in r:
+            what.append("open connections {} before, {} after".format(*r["connections"]))
         if what:
             troubled.append(f"{scenario} {r['repeat']}: {', '.join(what)}")
     out.append(line + (f"; by run: {'; '.join(troubled)}." if troubled else "."))

@@ -213,34 +213,45 @@ upstream_queries() { # prints NA when the count cannot be had (the report then s
 }
 
 dotproxy_counters() { # "name count" lines, sorted: dot-proxy's TLS handshakes, connection errors by
-  # kind and timed-out upstream queries so far, from its Prometheus endpoint; nothing when it fails
+  # kind, timed-out upstream queries so far and its open upstream connections now, from its
+  # Prometheus endpoint; nothing when it fails
   { curl -sf --max-time 5 127.0.0.1:9080/q/metrics || true; } | awk '
     /^dotproxy_upstream_handshakes_total/ { c["handshakes"] += $2 }
     /^dotproxy_upstream_errors_total/ && match($0, /result="[a-z]+"/) { c["upstream_errors_" substr($0, RSTART + 8, RLENGTH - 9)] += $2 }
     /^dotproxy_upstream_requests_total/ && /result="timeout"/ { c["upstream_timeouts"] += $2 }
-    END { if (NR) { c["handshakes"] += 0; for (k in c) printf "%s %d\n", k, c[k] } }' | LC_ALL=C sort
+    /^dotproxy_upstream_connections[{ ]/ { c["connections"] += $2 }
+    END { if (NR) { c["handshakes"] += 0; c["connections"] += 0; for (k in c) printf "%s %d\n", k, c[k] } }' | LC_ALL=C sort
 }
 
 perf() { # label port pid dnsperf-args...: one recorded run, with the proxy's CPU time around it
-  # and its resident memory at the run's end (under the run's load, before anything else runs)
+  # and its resident memory halfway through (under the run's load)
   local label=$1 target=$2 pid=${3:-}; shift 3
-  local before=0 upstream_before counted=false counters_before=""
+  local before=0 upstream_before counted=false counters_before="" sampler=""
   # The scrape comes before the CPU reading: serving it is not part of the run.
   if [ "${label%%.*}" = dot-proxy ]; then counted=true; counters_before=$(dotproxy_counters); fi
   upstream_before=$(upstream_queries)
-  if [ -n "$pid" ]; then before=$(cpu_ticks "$pid"); fi
+  if [ -n "$pid" ]; then
+    before=$(cpu_ticks "$pid")
+    # dnsperf waits for late answers after its last query, so the run's end is not under load.
+    { sleep "$(( seconds / 2 ))"; awk '/VmRSS/ {print "rss_kib", $2}' "/proc/$pid/status" 2>/dev/null; } > "$raw/$label.rss" &
+    sampler=$!
+  fi
   "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "$target" -l "$seconds" "$@" > "$raw/$label.txt" 2>&1 || true
   if [ -n "$pid" ]; then
     echo "proxy_cpu_seconds $(( $(cpu_ticks "$pid") - before )) $(getconf CLK_TCK)" >> "$raw/$label.txt"
-    echo "rss_kib $(awk '/VmRSS/ {print $2}' "/proc/$pid/status")" >> "$raw/$label.txt"
+    wait "$sampler" || true
+    cat "$raw/$label.rss" >> "$raw/$label.txt"
+    rm -f "$raw/$label.rss"
   fi
   if $counted; then
     local counters_after
     counters_after=$(dotproxy_counters)
     if [ -n "$counters_before" ] && [ -n "$counters_after" ]; then
-      # What changed over the run: the handshakes always, connection errors and timeouts when any.
+      # What changed over the run: the handshakes always, connection errors and timeouts when any;
+      # the open connections before and after.
       { LC_ALL=C join <(echo "$counters_before") <(echo "$counters_after") || true; } \
-        | awk '{ d = $3 - $2; if ($1 == "handshakes" || d != 0) print $1, d }' >> "$raw/$label.txt"
+        | awk '$1 == "connections" { print $1, $2, $3; next }
+               { d = $3 - $2; if ($1 == "handshakes" || d != 0) print $1, d }' >> "$raw/$label.txt"
     else
       echo "handshakes NA" >> "$raw/$label.txt" # a scrape failed: no count rather than a wrong one
     fi
@@ -339,7 +350,9 @@ done
 
 for name in "${running[@]}"; do
   pid=${pid_of[$name]}
-  echo "rss $name $(awk '/VmRSS/ {print $2}' "/proc/$pid/status") $(awk '/VmHWM/ {print $2}' "/proc/$pid/status")" >> "$raw/meta.txt"
+  if [ -r "/proc/$pid/status" ]; then # a proxy that died has no memory to report
+    echo "rss $name $(awk '/VmRSS/ {print $2}' "/proc/$pid/status") $(awk '/VmHWM/ {print $2}' "/proc/$pid/status")" >> "$raw/meta.txt"
+  fi
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 done
