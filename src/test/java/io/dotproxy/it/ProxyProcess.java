@@ -59,7 +59,7 @@ final class ProxyProcess implements AutoCloseable {
         HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(1)).build();
         HttpRequest ready = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + httpPort + "/q/health/ready"))
                 .timeout(Duration.ofSeconds(2)).build();
-        boolean isReady = Eventually.retry(Duration.ofSeconds(30), Duration.ofMillis(100), () -> {
+        boolean isReady = Eventually.holds(Duration.ofSeconds(30), Duration.ofMillis(100), () -> {
             if (!process.isAlive()) {
                 throw new IOException("proxy exited with " + process.exitValue() + ": " + output());
             }
@@ -68,7 +68,7 @@ final class ProxyProcess implements AutoCloseable {
             } catch (IOException notYet) {
                 return false; // not listening yet
             }
-        }, up -> up);
+        });
         if (!isReady) {
             throw new IOException("proxy not ready in time: " + output());
         }

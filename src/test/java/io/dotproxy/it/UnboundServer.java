@@ -81,7 +81,7 @@ final class UnboundServer implements AutoCloseable {
     }
 
     private void awaitListening() throws Exception {
-        boolean listening = Eventually.retry(Duration.ofSeconds(15), Duration.ofMillis(100), () -> {
+        boolean listening = Eventually.holds(Duration.ofSeconds(15), Duration.ofMillis(100), () -> {
             if (!process.isAlive()) {
                 throw new IOException("unbound exited: " + Files.readString(log));
             }
@@ -90,7 +90,7 @@ final class UnboundServer implements AutoCloseable {
             } catch (IOException notYet) {
                 return false;
             }
-        }, up -> up);
+        });
         if (!listening) {
             throw new IOException("unbound did not listen on port " + port + ": " + Files.readString(log));
         }

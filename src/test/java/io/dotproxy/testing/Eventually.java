@@ -1,7 +1,6 @@
 package io.dotproxy.testing;
 
 import java.time.Duration;
-import java.util.function.BooleanSupplier;
 import java.util.function.Predicate;
 
 /**
@@ -35,8 +34,8 @@ public final class Eventually {
         return result;
     }
 
-    /** Whether {@code condition} held within {@code within}, checked every 5 ms. */
-    public static boolean holds(Duration within, BooleanSupplier condition) throws Exception {
-        return retry(within, Duration.ofMillis(5), condition::getAsBoolean, held -> held);
+    /** Whether {@code condition} held within {@code within}, checked every {@code pause}. */
+    public static boolean holds(Duration within, Duration pause, Attempt<Boolean> condition) throws Exception {
+        return retry(within, pause, condition, held -> held);
     }
 }

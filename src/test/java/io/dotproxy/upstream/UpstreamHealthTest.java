@@ -112,6 +112,6 @@ class UpstreamHealthTest {
     }
 
     private static void waitFor(BooleanSupplier condition, String what) throws Exception {
-        assertTrue(Eventually.holds(Duration.ofSeconds(5), condition), "timed out: " + what);
+        assertTrue(Eventually.holds(Duration.ofSeconds(5), Duration.ofMillis(5), condition::getAsBoolean), "timed out: " + what);
     }
 }
