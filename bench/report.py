@@ -78,8 +78,9 @@ meta = defaultdict(list)
 for line in (raw / "meta.txt").read_text().splitlines():
     key, _, value = line.partition(" ")
     meta[key].append(value)
-# A proxy that died before the end has no numbers on its line.
-rss = {v.split()[0]: (int(v.split()[1]) / 1024, int(v.split()[2]) / 1024) for v in meta["rss"] if len(v.split()) == 3}
+# "name rss_kib hwm_kib"; a proxy that died before the end has no numbers on its line.
+rss = {fields[0]: (int(fields[1]) / 1024, int(fields[2]) / 1024)
+       for fields in (v.split() for v in meta["rss"]) if len(fields) == 3}
 ready = {v.split()[0]: int(v.split()[1]) for v in meta["ready"]}
 proxies = [p for p in ["dot-proxy"] + PEERS if any(k[0] == p for k in runs)]
 
