@@ -107,6 +107,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
                 .channel(Transports.socket(loop))
                 .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, timeoutMillis)
                 .option(ChannelOption.TCP_NODELAY, true)
+                .option(ChannelOption.ALLOCATOR, TlsBuffers.ALLOCATOR)
                 .handler(new ChannelInitializer<SocketChannel>() {
                     @Override
                     protected void initChannel(SocketChannel ch) {

@@ -4,7 +4,6 @@ import io.dotproxy.dns.Header;
 import io.dotproxy.dns.Message;
 import io.dotproxy.dns.Padding;
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.EventLoop;
 import java.time.Duration;
 import java.util.List;
@@ -100,7 +99,7 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
 
     @Override
     public void query(ByteBuf query, Message parsed, long deadlineNanos, QueryCallback callback) {
-        ByteBuf wire = ByteBufAllocator.DEFAULT.directBuffer(2 + parsed.length() + Padding.maxGrowth(Padding.QUERY_BLOCK));
+        ByteBuf wire = TlsBuffers.ALLOCATOR.directBuffer(2 + parsed.length() + Padding.maxGrowth(Padding.QUERY_BLOCK));
         wire.writeShort(0);
         Padding.writePadded(wire, query, parsed, Padding.QUERY_BLOCK);
         wire.setShort(0, wire.writerIndex() - 2);
