@@ -81,7 +81,7 @@ for line in (raw / "meta.txt").read_text().splitlines():
 # "name rss_kib hwm_kib"; a proxy that died before the end has no numbers on its line.
 rss = {fields[0]: (int(fields[1]) / 1024, int(fields[2]) / 1024)
        for fields in (v.split() for v in meta["rss"]) if len(fields) == 3}
-ready = {v.split()[0]: int(v.split()[1]) for v in meta["ready"]}
+ready = {fields[0]: int(fields[1]) for fields in (v.split() for v in meta["ready"])}
 proxies = [p for p in ["dot-proxy"] + PEERS if any(k[0] == p for k in runs)]
 
 
