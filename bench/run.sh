@@ -63,6 +63,8 @@ fi
 jar=$root/target/quarkus-app/quarkus-run.jar
 # The JVM flags of the container image (Dockerfile.jvm), unless BENCH_JAVA_OPTS says otherwise.
 java_opts=${BENCH_JAVA_OPTS:-$(sed -n 's/^ENV JAVA_OPTS="\(.*\)"$/\1/p' "$root/Dockerfile.jvm")}
+# And its malloc settings (the ENV MALLOC_* lines).
+mapfile -t malloc_env < <(sed -n 's/^ENV \(MALLOC_[A-Z_]*=[0-9]*\)$/\1/p' "$root/Dockerfile.jvm")
 if [ ! -f "$jar" ] || [ -n "${BENCH_BUILD:-}" ]; then
   log "building dot-proxy"
   (cd "$root" && ./mvnw -q -B package -DskipTests)
@@ -194,7 +196,7 @@ write_configs
 
 start_proxy() { # name -> pid
   case $1 in
-    dot-proxy) MALLOC_ARENA_MAX=2 start dot-proxy "${proxy_cpu[@]}" java -XX:SharedArchiveFile="$work/app-cds.jsa" $java_opts \
+    dot-proxy) start dot-proxy "${proxy_cpu[@]}" env "${malloc_env[@]}" java -XX:SharedArchiveFile="$work/app-cds.jsa" $java_opts \
                  -Ddotproxy.listen.host=127.0.0.1 -Ddotproxy.listen.port="${port[dot-proxy]}" \
                  -Ddotproxy.upstreams=127.0.0.1:8853#bench.test -Ddotproxy.tls.ca-file="$work/ca.pem" \
                  -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port=9080 -jar "$jar" ;;
@@ -294,7 +296,7 @@ queries() { # kind count -> a query file: the hot set, or names never asked befo
   echo "pinning $pinning"
   echo "seconds $seconds"
   echo "repeats $repeats"
-  echo "version dot-proxy $(cd "$root" && git describe --always --dirty 2>/dev/null || echo unknown), $(java -version 2>&1 | head -1) with $java_opts and a class-data sharing archive"
+  echo "version dot-proxy $(cd "$root" && git describe --always --dirty 2>/dev/null || echo unknown), $(java -version 2>&1 | head -1) with ${malloc_env[*]} $java_opts and a class-data sharing archive"
   echo "version $(dnsdist --version 2>/dev/null | head -1)"
   echo "version $(kresd --version 2>/dev/null | head -1)"
   echo "version unbound $(unbound -V 2>/dev/null | sed -n 's/^Version //p')"
