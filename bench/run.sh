@@ -63,8 +63,14 @@ fi
 jar=$root/target/quarkus-app/quarkus-run.jar
 # The JVM flags of the container image (Dockerfile.jvm), unless BENCH_JAVA_OPTS says otherwise.
 java_opts=${BENCH_JAVA_OPTS:-$(sed -n 's/^ENV JAVA_OPTS="\(.*\)"$/\1/p' "$root/Dockerfile.jvm")}
-# And its malloc settings (the ENV MALLOC_* lines).
-mapfile -t malloc_env < <(sed -n 's/^ENV \(MALLOC_[A-Z_]*=[0-9]*\)$/\1/p' "$root/Dockerfile.jvm")
+# And its malloc settings (the ENV MALLOC_* lines), unless BENCH_MALLOC_ENV says otherwise.
+if [ -n "${BENCH_MALLOC_ENV+set}" ]; then
+  read -ra malloc_env <<< "$BENCH_MALLOC_ENV"
+else
+  mapfile -t malloc_env < <(sed -n 's/^ENV \(MALLOC_[A-Z_]*=[0-9]\+\)$/\1/p' "$root/Dockerfile.jvm")
+  [ "${#malloc_env[@]}" -eq "$(grep -c '^ENV MALLOC_' "$root/Dockerfile.jvm")" ] ||
+    { echo "bench: an ENV MALLOC_ line of Dockerfile.jvm is not of the form ENV MALLOC_NAME=number" >&2; exit 1; }
+fi
 if [ ! -f "$jar" ] || [ -n "${BENCH_BUILD:-}" ]; then
   log "building dot-proxy"
   (cd "$root" && ./mvnw -q -B package -DskipTests)
