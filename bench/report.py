@@ -157,6 +157,10 @@ for proxy in proxies:
         parts.append(f"after the runs {rss[proxy][0]:.0f} MiB, peak {rss[proxy][1]:.0f} MiB")
     if parts or proxy in ready:
         out.append(f"- {proxy}: {', '.join(parts) or 'no memory reading'}; answering {ready.get(proxy, '—')} ms after start.")
+    for footprint in meta["footprint"]:
+        name, _, line = footprint.partition(" ")
+        if name == proxy:
+            out.append(f"- {proxy} after the runs, by mapping (`bench/footprint.py`): {line}.")
 recorded = [(scenario, r) for (proxy, scenario), cells in runs.items() if proxy == "dot-proxy"
             for r in cells if "handshakes" in r]
 counted = [(scenario, r) for scenario, r in recorded if r["handshakes"] is not None]

@@ -360,6 +360,12 @@ for name in "${running[@]}"; do
   pid=${pid_of[$name]}
   if [ -r "/proc/$pid/status" ]; then # a proxy that died has no memory to report
     echo "rss $name $(awk '/VmRSS/ {print $2}' "/proc/$pid/status") $(awk '/VmHWM/ {print $2}' "/proc/$pid/status")" >> "$raw/meta.txt"
+    if [ "$name" = dot-proxy ]; then # what its RSS is made of, for the footprint target
+      jcmd=$(dirname "$(readlink -f "$(command -v java)")")/jcmd
+      if footprint=$(python3 "$here/footprint.py" "$pid" "$jcmd"); then
+        echo "footprint dot-proxy $footprint" >> "$raw/meta.txt"
+      fi
+    fi
   fi
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
