@@ -13,14 +13,21 @@ import sys
 
 pid = sys.argv[1]
 jcmd = sys.argv[2] if len(sys.argv) > 2 else "jcmd"
-heap_info = subprocess.run([jcmd, pid, "GC.heap_info"], capture_output=True, text=True, check=True).stdout
+try:
+    heap_info = subprocess.run([jcmd, pid, "GC.heap_info"], capture_output=True, text=True, check=True,
+                               timeout=60).stdout
+except (OSError, subprocess.SubprocessError) as e:
+    sys.exit(f"footprint.py: {jcmd} {pid} GC.heap_info failed: {e}")
 
 # Every generation line ends in [start, top, end): the heap is the span of all of them.
 bounds = [int(a, 16) for line in heap_info.splitlines()
           for a in re.findall(r"0x[0-9a-f]+", line) if "[" in line]
-heap_lo, heap_hi = min(bounds), max(bounds)
 metaspace = re.search(r"Metaspace\s+used \d+K, committed (\d+)K", heap_info)
-metaspace_kib = int(metaspace.group(1)) if metaspace else 0
+if not bounds or not metaspace:
+    sys.exit(f"footprint.py: no heap range or metaspace line in GC.heap_info:\n{heap_info}")
+heap_lo, heap_hi = min(bounds), max(bounds)
+# Committed, not resident: the JVM touches metaspace as it commits it, so the two differ little.
+metaspace_kib = int(metaspace.group(1))
 
 parts = dict.fromkeys(["heap", "cds", "libjvm", "code", "anon", "files"], 0)
 total = 0
@@ -34,7 +41,7 @@ with open(f"/proc/{pid}/smaps") as smaps:
                 kind = "cds"
             elif name.endswith("/libjvm.so"):
                 kind = "libjvm"
-            elif name and not name.startswith("[") or name in ("[vdso]", "[vsyscall]"):
+            elif (name and not name.startswith("[")) or name in ("[vdso]", "[vsyscall]"):
                 kind = "files"
             elif heap_lo <= start < heap_hi:
                 kind = "heap"
@@ -50,6 +57,6 @@ with open(f"/proc/{pid}/smaps") as smaps:
 mib = lambda kib: f"{kib / 1024:.1f}"
 other_native = max(0, parts["anon"] - metaspace_kib)
 print(f"RSS {mib(total)} MiB = Java heap {mib(parts['heap'])} + class data {mib(parts['cds'] + metaspace_kib)} "
-      f"(CDS archives {mib(parts['cds'])}, metaspace {mib(metaspace_kib)}) + libjvm {mib(parts['libjvm'])} "
+      f"(CDS archives {mib(parts['cds'])}, metaspace committed {mib(metaspace_kib)}) + libjvm {mib(parts['libjvm'])} "
       f"+ JIT code {mib(parts['code'])} + other native {mib(other_native)} (malloc, thread stacks, "
       f"direct buffers, compiler arenas) + other files {mib(parts['files'])} (libraries, the JDK's modules image)")

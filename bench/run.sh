@@ -364,6 +364,8 @@ for name in "${running[@]}"; do
       jcmd=$(dirname "$(readlink -f "$(command -v java)")")/jcmd
       if footprint=$(python3 "$here/footprint.py" "$pid" "$jcmd"); then
         echo "footprint dot-proxy $footprint" >> "$raw/meta.txt"
+      else
+        log "no RSS breakdown for dot-proxy (bench/footprint.py failed)"
       fi
     fi
   fi
