@@ -30,7 +30,6 @@ heap_lo, heap_hi = min(bounds), max(bounds)
 metaspace_kib = int(metaspace.group(1))
 
 parts = dict.fromkeys(["heap", "cds", "libjvm", "code", "anon", "files"], 0)
-total = 0
 kind = None
 with open(f"/proc/{pid}/smaps") as smaps:
     for line in smaps:
@@ -50,13 +49,11 @@ with open(f"/proc/{pid}/smaps") as smaps:
             else:
                 kind = "anon"  # metaspace, malloc, thread stacks, direct buffers, [heap]
         elif line.startswith("Rss:"):
-            kib = int(line.split()[1])
-            parts[kind] += kib
-            total += kib
+            parts[kind] += int(line.split()[1])
 
 mib = lambda kib: f"{kib / 1024:.1f}"
 other_native = max(0, parts["anon"] - metaspace_kib)
-print(f"RSS {mib(total)} MiB = Java heap {mib(parts['heap'])} + class data {mib(parts['cds'] + metaspace_kib)} "
+print(f"RSS {mib(sum(parts.values()))} MiB = Java heap {mib(parts['heap'])} + class data {mib(parts['cds'] + metaspace_kib)} "
       f"(CDS archives {mib(parts['cds'])}, metaspace committed {mib(metaspace_kib)}) + libjvm {mib(parts['libjvm'])} "
       f"+ JIT code {mib(parts['code'])} + other native {mib(other_native)} (malloc, thread stacks, "
       f"direct buffers, compiler arenas) + other files {mib(parts['files'])} (libraries, the JDK's modules image)")
