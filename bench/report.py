@@ -82,6 +82,8 @@ for line in (raw / "meta.txt").read_text().splitlines():
 rss = {fields[0]: (int(fields[1]) / 1024, int(fields[2]) / 1024)
        for fields in (v.split() for v in meta["rss"]) if len(fields) == 3}
 ready = {fields[0]: int(fields[1]) for fields in (v.split() for v in meta["ready"])}
+# "name breakdown...": bench/footprint.py's line for that proxy (run.sh asks it for dot-proxy only).
+footprint = dict(v.split(" ", 1) for v in meta["footprint"])
 proxies = [p for p in ["dot-proxy"] + PEERS if any(k[0] == p for k in runs)]
 
 
@@ -157,10 +159,8 @@ for proxy in proxies:
         parts.append(f"after the runs {rss[proxy][0]:.0f} MiB, peak {rss[proxy][1]:.0f} MiB")
     if parts or proxy in ready:
         out.append(f"- {proxy}: {', '.join(parts) or 'no memory reading'}; answering {ready.get(proxy, '—')} ms after start.")
-    for footprint in meta["footprint"]:
-        name, _, line = footprint.partition(" ")
-        if name == proxy:
-            out.append(f"- {proxy} after the runs, by mapping (`bench/footprint.py`): {line}.")
+    if proxy in footprint:
+        out.append(f"- {proxy} after the runs, by mapping (`bench/footprint.py`): {footprint[proxy]}.")
 recorded = [(scenario, r) for (proxy, scenario), cells in runs.items() if proxy == "dot-proxy"
             for r in cells if "handshakes" in r]
 counted = [(scenario, r) for scenario, r in recorded if r["handshakes"] is not None]
