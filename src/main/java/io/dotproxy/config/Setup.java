@@ -10,7 +10,7 @@ import io.dotproxy.upstream.Policy;
 import io.dotproxy.upstream.SpkiPins;
 import io.dotproxy.upstream.TlsClientContext;
 import io.dotproxy.upstream.UpstreamAddress;
-import io.dotproxy.upstream.Upstreams;
+import io.dotproxy.upstream.UpstreamGroup;
 import io.netty.channel.EventLoop;
 import java.net.InetSocketAddress;
 import java.util.HashMap;
@@ -65,7 +65,7 @@ public class Setup {
     MeterRegistry registry;
 
     private volatile ProxyServer server;
-    private volatile Upstreams upstreams;
+    private volatile UpstreamGroup upstreams;
 
     void start(@Observes StartupEvent event) {
         try {
@@ -126,16 +126,16 @@ public class Setup {
             member.upstream().connectAhead();
             members.add(member);
         }
-        Upstreams plain = null;
+        UpstreamGroup plain = null;
         if (!fallback.isEmpty()) {
             List<Member> plainMembers = new ArrayList<>();
             for (InetSocketAddress server : fallback) {
                 plainMembers.add(Member.plain(server, dnsLoop, probing, registry));
             }
-            plain = Upstreams.plainFallback(plainMembers, attemptTimeout, dnsLoop, groupMetrics);
+            plain = UpstreamGroup.plainFallback(plainMembers, attemptTimeout, dnsLoop, groupMetrics);
             LOG.warnf("Plain DNS fallback configured (%s): used only while every DoT upstream is down", fallback);
         }
-        upstreams = new Upstreams(members, policy, new Upstreams.Settings(attemptTimeout,
+        upstreams = new UpstreamGroup(members, policy, new UpstreamGroup.Settings(attemptTimeout,
                 retryOn.contains("servfail"), retryOn.contains("refused"), hedgeDelay, hedgeShare, tryWhenAllDown),
                 plain, dnsLoop, groupMetrics);
         ServerMetrics serverMetrics = new ServerMetrics(registry);
@@ -157,7 +157,7 @@ public class Setup {
     }
 
     /** The upstream group, once started. */
-    public Optional<Upstreams> upstreams() {
+    public Optional<UpstreamGroup> upstreams() {
         return Optional.ofNullable(upstreams);
     }
 

@@ -2,7 +2,7 @@ package io.dotproxy.health;
 
 import io.dotproxy.config.Setup;
 import io.dotproxy.upstream.Member;
-import io.dotproxy.upstream.Upstreams;
+import io.dotproxy.upstream.UpstreamGroup;
 import io.smallrye.health.api.HealthGroup;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
@@ -24,7 +24,7 @@ public class UpstreamsHealth implements HealthCheck {
     @Override
     public HealthCheckResponse call() {
         HealthCheckResponseBuilder response = HealthCheckResponse.named("dot-upstreams");
-        Upstreams group = setup.upstreams().orElse(null);
+        UpstreamGroup group = setup.upstreams().orElse(null);
         if (group == null) {
             return response.down().build();
         }

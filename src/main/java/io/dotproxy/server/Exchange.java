@@ -1,5 +1,6 @@
 package io.dotproxy.server;
 
+import io.dotproxy.net.Transport;
 import io.dotproxy.dns.Message;
 import io.dotproxy.upstream.QueryCallback;
 import io.dotproxy.upstream.UpstreamFailure;

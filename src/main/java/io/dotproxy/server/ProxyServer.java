@@ -78,7 +78,7 @@ public final class ProxyServer {
                 tcpChannel = bind(tcp.bind(group, new InetSocketAddress(address, port)));
                 udpChannel = udpBound;
                 LOG.infof("Listening for DNS on %s port %d (UDP and TCP, %s)", address.getHostAddress(), port,
-                        io.dotproxy.net.Transports.isEpoll(group) ? "epoll" : "NIO");
+                        io.dotproxy.net.ChannelTypes.isEpoll(group) ? "epoll" : "NIO");
                 return;
             } catch (IOException e) {
                 udpBound.close().syncUninterruptibly();

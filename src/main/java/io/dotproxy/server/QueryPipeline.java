@@ -1,5 +1,6 @@
 package io.dotproxy.server;
 
+import io.dotproxy.net.Transport;
 import io.dotproxy.dns.Header;
 import io.dotproxy.dns.Message;
 import io.dotproxy.dns.Rcode;
@@ -58,17 +59,17 @@ public final class QueryPipeline {
         try {
             parsed = Message.parse(query);
         } catch (WireFormatException e) {
-            reply(exchange, Replies.formatError(exchange.alloc(), query), ServerMetrics.Error.MALFORMED);
+            reply(exchange, Replies.formatError(exchange.alloc(), query), ServerMetrics.ErrorReason.MALFORMED);
             query.release();
             return;
         }
         if (parsed.opcode() != Header.OPCODE_QUERY) {
-            reply(exchange, Replies.error(exchange.alloc(), query, parsed, Rcode.NOTIMP), ServerMetrics.Error.OPCODE);
+            reply(exchange, Replies.error(exchange.alloc(), query, parsed, Rcode.NOTIMP), ServerMetrics.ErrorReason.OPCODE);
             query.release();
             return;
         }
         if (parsed.questionCount() != 1) { // RFC 9619: a query has exactly one question
-            reply(exchange, Replies.error(exchange.alloc(), query, parsed, Rcode.FORMERR), ServerMetrics.Error.MALFORMED);
+            reply(exchange, Replies.error(exchange.alloc(), query, parsed, Rcode.FORMERR), ServerMetrics.ErrorReason.MALFORMED);
             query.release();
             return;
         }
@@ -86,7 +87,7 @@ public final class QueryPipeline {
                     metrics.truncated();
                 } catch (WireFormatException e) {
                     answer = Replies.error(exchange.alloc(), query, exchange.parsed(), Rcode.SERVFAIL);
-                    metrics.error(exchange.transport(), ServerMetrics.Error.UNTRUNCATABLE);
+                    metrics.error(exchange.transport(), ServerMetrics.ErrorReason.UNTRUNCATABLE);
                 }
             }
         }
@@ -99,10 +100,10 @@ public final class QueryPipeline {
         ByteBuf query = exchange.query();
         ByteBuf answer = Replies.error(exchange.alloc(), query, exchange.parsed(), Rcode.SERVFAIL);
         query.release();
-        reply(exchange, answer, ServerMetrics.Error.UPSTREAM);
+        reply(exchange, answer, ServerMetrics.ErrorReason.UPSTREAM);
     }
 
-    private void reply(Exchange exchange, ByteBuf answer, ServerMetrics.Error error) {
+    private void reply(Exchange exchange, ByteBuf answer, ServerMetrics.ErrorReason error) {
         metrics.error(exchange.transport(), error);
         metrics.response(exchange.transport(), Header.rcode(Header.flags(answer, answer.readerIndex())));
         exchange.send(answer);

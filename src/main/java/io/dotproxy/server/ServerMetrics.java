@@ -1,5 +1,6 @@
 package io.dotproxy.server;
 
+import io.dotproxy.net.Transport;
 import io.dotproxy.dns.Rcode;
 import io.dotproxy.metrics.Tally;
 import io.micrometer.core.instrument.Gauge;
@@ -22,7 +23,7 @@ public final class ServerMetrics {
     }
 
     /** Why the proxy answered with an error of its own instead of an upstream's answer. */
-    public enum Error {
+    public enum ErrorReason {
         /** The query did not parse past its header, or had no single question: FORMERR. */
         MALFORMED,
         /** An opcode other than QUERY: NOTIMP. */
@@ -36,7 +37,7 @@ public final class ServerMetrics {
     private final EnumMap<Transport, Tally> queries = new EnumMap<>(Transport.class);
     private final EnumMap<Transport, Tally[]> responses = new EnumMap<>(Transport.class);
     private final EnumMap<Transport, EnumMap<Drop, Tally>> drops = new EnumMap<>(Transport.class);
-    private final EnumMap<Transport, EnumMap<Error, Tally>> errors = new EnumMap<>(Transport.class);
+    private final EnumMap<Transport, EnumMap<ErrorReason, Tally>> errors = new EnumMap<>(Transport.class);
     private final Tally truncated;
     private final Tally rejectedConnections;
     private final AtomicInteger openConnections = new AtomicInteger();
@@ -58,8 +59,8 @@ public final class ServerMetrics {
                         "Packets dropped without an answer, by reason", "proto", proto, "result", tag(drop)));
             }
             drops.put(transport, dropCounters);
-            EnumMap<Error, Tally> errorCounters = new EnumMap<>(Error.class);
-            for (Error error : Error.values()) {
+            EnumMap<ErrorReason, Tally> errorCounters = new EnumMap<>(ErrorReason.class);
+            for (ErrorReason error : ErrorReason.values()) {
                 errorCounters.put(error, Tally.register(registry, "dotproxy.server.errors",
                         "Error answers made by the proxy itself, by reason", "proto", proto, "result", tag(error)));
             }
@@ -90,7 +91,7 @@ public final class ServerMetrics {
         drops.get(transport).get(drop).increment();
     }
 
-    void error(Transport transport, Error error) {
+    void error(Transport transport, ErrorReason error) {
         errors.get(transport).get(error).increment();
     }
 

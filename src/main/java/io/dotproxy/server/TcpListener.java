@@ -1,5 +1,6 @@
 package io.dotproxy.server;
 
+import io.dotproxy.net.Transport;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
@@ -14,7 +15,7 @@ import io.netty.channel.EventLoopGroup;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.SocketChannel;
-import io.dotproxy.net.Transports;
+import io.dotproxy.net.ChannelTypes;
 import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
 import io.netty.handler.codec.LengthFieldPrepender;
 import io.netty.handler.flush.FlushConsolidationHandler;
@@ -60,7 +61,7 @@ public final class TcpListener {
     public ChannelFuture bind(EventLoopGroup group, InetSocketAddress address) {
         return new ServerBootstrap()
                 .group(group, group)
-                .channel(Transports.serverSocket(group))
+                .channel(ChannelTypes.serverSocket(group))
                 .option(ChannelOption.SO_BACKLOG, 1024)
                 .option(ChannelOption.SO_REUSEADDR, true)
                 .childOption(ChannelOption.TCP_NODELAY, true)

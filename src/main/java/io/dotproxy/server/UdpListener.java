@@ -1,6 +1,7 @@
 package io.dotproxy.server;
 
-import io.dotproxy.net.Transports;
+import io.dotproxy.net.Transport;
+import io.dotproxy.net.ChannelTypes;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.Channel;
@@ -55,10 +56,10 @@ public final class UdpListener {
                 ? InternetProtocolFamily.IPv4 : InternetProtocolFamily.IPv6;
         Bootstrap bootstrap = new Bootstrap()
                 .group(group)
-                .channelFactory(Transports.datagram(group, family))
+                .channelFactory(ChannelTypes.datagram(group, family))
                 .option(ChannelOption.SO_RCVBUF, SOCKET_BUFFER)
                 .option(ChannelOption.SO_SNDBUF, SOCKET_BUFFER);
-        if (Transports.isEpoll(group)) {
+        if (ChannelTypes.isEpoll(group)) {
             // recvmmsg: one system call reads up to a batch of datagrams into slices of one buffer
             // (each query is copied out at once); answers flushed together leave by sendmmsg.
             bootstrap.option(EpollChannelOption.MAX_DATAGRAM_PAYLOAD_SIZE, RECEIVE_BUFFER)

@@ -12,7 +12,7 @@ import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
 import io.netty.channel.socket.SocketChannel;
-import io.dotproxy.net.Transports;
+import io.dotproxy.net.ChannelTypes;
 import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
 import io.netty.handler.flush.FlushConsolidationHandler;
 import io.netty.handler.ssl.ReferenceCountedOpenSslEngine;
@@ -55,7 +55,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
          * @param failure why the connection could not be used, or null for an orderly close
          */
         void connectionClosed(DotConnection connection, List<InFlight> unanswered, boolean wasReady,
-                              UpstreamMetrics.Error failure, Throwable cause);
+                              UpstreamMetrics.Fault failure, Throwable cause);
     }
 
     private static final Logger LOG = Logger.getLogger(DotConnection.class);
@@ -104,7 +104,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         int timeoutMillis = (int) Math.min(Integer.MAX_VALUE, settings.connectTimeout().toMillis());
         Bootstrap bootstrap = new Bootstrap()
                 .group(loop)
-                .channel(Transports.socket(loop))
+                .channel(ChannelTypes.socket(loop))
                 .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, timeoutMillis)
                 .option(ChannelOption.TCP_NODELAY, true)
                 .option(ChannelOption.ALLOCATOR, TlsBuffers.ALLOCATOR)
@@ -130,7 +130,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         connection.channel = connect.channel();
         connect.addListener(f -> {
             if (!f.isSuccess()) {
-                connection.shutdown(UpstreamMetrics.Error.CONNECT, f.cause());
+                connection.shutdown(UpstreamMetrics.Fault.CONNECT, f.cause());
             }
         });
         return connection;
@@ -176,7 +176,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
 
     private void handshakeDone(Future<? super Channel> handshake) {
         if (!handshake.isSuccess()) {
-            shutdown(UpstreamMetrics.Error.TLS, handshake.cause());
+            shutdown(UpstreamMetrics.Fault.TLS, handshake.cause());
             return;
         }
         if (closed) {
@@ -186,7 +186,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         try {
             Certificate[] chain = session.getPeerCertificates();
             if (!SpkiPins.matches(spkiPins, chain)) {
-                shutdown(UpstreamMetrics.Error.TLS, new SSLPeerUnverifiedException(
+                shutdown(UpstreamMetrics.Fault.TLS, new SSLPeerUnverifiedException(
                         "no certificate in the chain matches the configured SPKI pins"));
                 return;
             }
@@ -194,7 +194,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
                 metrics.certificateExpires(leaf.getNotAfter().toInstant());
             }
         } catch (SSLPeerUnverifiedException e) {
-            shutdown(UpstreamMetrics.Error.TLS, e);
+            shutdown(UpstreamMetrics.Fault.TLS, e);
             return;
         }
         ready = true;
@@ -235,14 +235,14 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         ByteBuf answer = (ByteBuf) msg;
         int start = answer.readerIndex();
         if (answer.readableBytes() < Header.LENGTH || !Header.isResponse(answer, start)) {
-            metrics.error(UpstreamMetrics.Error.MALFORMED);
+            metrics.error(UpstreamMetrics.Fault.MALFORMED);
             answer.release();
             return;
         }
         int id = Header.id(answer, start);
         InFlight query = ids.get(id);
         if (query == null) {
-            metrics.error(UpstreamMetrics.Error.LATE);
+            metrics.error(UpstreamMetrics.Fault.LATE);
             answer.release();
             return;
         }
@@ -252,7 +252,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
                 answer, start, answer.writerIndex())) {
             // Not the answer to this query (RFC 5452 §9.1 asks for the question to match, too);
             // the query keeps waiting for the right one until its deadline.
-            metrics.error(UpstreamMetrics.Error.MISMATCH);
+            metrics.error(UpstreamMetrics.Fault.MISMATCH);
             answer.release();
             return;
         }
@@ -295,16 +295,16 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         if (ready && !closed) {
             LOG.debugf("DoT connection %s closed by the server, %d queries in flight", ctx.channel().remoteAddress(), inFlight);
         }
-        shutdown(ready ? UpstreamMetrics.Error.CLOSED : UpstreamMetrics.Error.TLS, null);
+        shutdown(ready ? UpstreamMetrics.Fault.CLOSED : UpstreamMetrics.Fault.TLS, null);
     }
 
     /** Closes the connection now; queries in flight go back to the owner. */
     void closeQuietly() {
-        shutdown(UpstreamMetrics.Error.CLOSED, null);
+        shutdown(UpstreamMetrics.Fault.CLOSED, null);
     }
 
     /** Closes the connection and hands every unanswered query back to the owner, once. */
-    private void shutdown(UpstreamMetrics.Error failure, Throwable cause) {
+    private void shutdown(UpstreamMetrics.Fault failure, Throwable cause) {
         if (closed) {
             return;
         }

@@ -255,7 +255,7 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
 
     @Override
     public void connectionClosed(DotConnection closedConnection, List<InFlight> unanswered, boolean wasReady,
-                                 UpstreamMetrics.Error failure, Throwable cause) {
+                                 UpstreamMetrics.Fault failure, Throwable cause) {
         for (int i = 0; i < pool.length; i++) {
             if (pool[i] == closedConnection) {
                 pool[i] = null;
@@ -270,7 +270,7 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
                         describe(cause));
             }
             failing = true;
-            UpstreamFailure reason = failure == UpstreamMetrics.Error.CONNECT ? UpstreamFailure.CONNECT : UpstreamFailure.TLS;
+            UpstreamFailure reason = failure == UpstreamMetrics.Fault.CONNECT ? UpstreamFailure.CONNECT : UpstreamFailure.TLS;
             for (InFlight query : unanswered) {
                 query.fail(reason);
             }

@@ -15,7 +15,7 @@ import io.netty.channel.socket.DatagramChannel;
 import io.netty.channel.socket.DatagramPacket;
 import io.netty.channel.socket.InternetProtocolFamily;
 import io.netty.channel.socket.SocketChannel;
-import io.dotproxy.net.Transports;
+import io.dotproxy.net.ChannelTypes;
 import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
 import io.netty.util.NetUtil;
 import io.netty.util.concurrent.ScheduledFuture;
@@ -66,7 +66,7 @@ public final class PlainUpstream implements Upstream {
         }
         wire.setShort(0, id);
         metrics.sent();
-        Exchange exchange = new Exchange(wire, Header.id(query, parsed.start()), callback);
+        PlainQuery exchange = new PlainQuery(wire, Header.id(query, parsed.start()), callback);
         loop.execute(() -> exchange.start(deadlineNanos));
     }
 
@@ -76,7 +76,7 @@ public final class PlainUpstream implements Upstream {
     }
 
     /** One query: UDP first, TCP if truncated. Runs on {@link #loop}. */
-    private final class Exchange {
+    private final class PlainQuery {
         private final ByteBuf wire;
         private final int clientId;
         private final QueryCallback callback;
@@ -85,7 +85,7 @@ public final class PlainUpstream implements Upstream {
         private Channel channel;
         private boolean done;
 
-        Exchange(ByteBuf wire, int clientId, QueryCallback callback) {
+        PlainQuery(ByteBuf wire, int clientId, QueryCallback callback) {
             this.wire = wire;
             this.clientId = clientId;
             this.callback = callback;
@@ -96,7 +96,7 @@ public final class PlainUpstream implements Upstream {
             InternetProtocolFamily family = server.getAddress() instanceof Inet4Address
                     ? InternetProtocolFamily.IPv4 : InternetProtocolFamily.IPv6;
             ChannelFuture connect = new Bootstrap().group(loop)
-                    .channelFactory(Transports.datagram(loop, family))
+                    .channelFactory(ChannelTypes.datagram(loop, family))
                     // Netty reads 2 KiB by default and cuts longer datagrams without a trace.
                     .option(io.netty.channel.ChannelOption.RCVBUF_ALLOCATOR, new io.netty.channel.FixedRecvByteBufAllocator(65535))
                     .handler(new ChannelInitializer<DatagramChannel>() {
@@ -112,7 +112,7 @@ public final class PlainUpstream implements Upstream {
         private void retryOverTcp() {
             channel.close();
             ChannelFuture connect = new Bootstrap().group(loop)
-                    .channel(Transports.socket(loop))
+                    .channel(ChannelTypes.socket(loop))
                     .handler(new ChannelInitializer<SocketChannel>() {
                         @Override
                         protected void initChannel(SocketChannel ch) {
@@ -181,7 +181,7 @@ public final class PlainUpstream implements Upstream {
                         && Message.sameQuestion(wire, 0, wire.writerIndex(), answer, start, answer.writerIndex());
                 if (done || !matches) {
                     if (!done) {
-                        metrics.error(UpstreamMetrics.Error.MISMATCH);
+                        metrics.error(UpstreamMetrics.Fault.MISMATCH);
                     }
                     answer.release();
                     return;

@@ -15,7 +15,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 public final class UpstreamMetrics {
     /** Connection-level and protocol problems, counted once each (not once per query). */
-    public enum Error {
+    public enum Fault {
         /** TCP connect failed. */
         CONNECT,
         /** TLS handshake failed (certificate, name, protocol). */
@@ -51,7 +51,7 @@ public final class UpstreamMetrics {
     private final Timer rtt;
     private final Tally answered;
     private final EnumMap<UpstreamFailure, Tally> failures = new EnumMap<>(UpstreamFailure.class);
-    private final EnumMap<Error, Tally> errors = new EnumMap<>(Error.class);
+    private final EnumMap<Fault, Tally> errors = new EnumMap<>(Fault.class);
     private final Tally handshakes;
     private final Tally resumedHandshakes;
     private final Tally hedges;
@@ -75,7 +75,7 @@ public final class UpstreamMetrics {
         for (UpstreamFailure failure : UpstreamFailure.values()) {
             failures.put(failure, byResult(REQUESTS, REQUESTS_HELP, failure.tag()));
         }
-        for (Error error : Error.values()) {
+        for (Fault error : Fault.values()) {
             errors.put(error, byResult("dotproxy.upstream.errors", "Connection and protocol errors by kind", error.tag()));
         }
         handshakes = Tally.register(registry, "dotproxy.upstream.handshakes",
@@ -148,7 +148,7 @@ public final class UpstreamMetrics {
         failures.get(failure).increment();
     }
 
-    void error(Error error) {
+    void error(Fault error) {
         errors.get(error).increment();
     }
 

@@ -9,7 +9,7 @@ import io.dotproxy.upstream.Member;
 import io.dotproxy.upstream.Policy;
 import io.dotproxy.upstream.TlsClientContext;
 import io.dotproxy.upstream.UpstreamAddress;
-import io.dotproxy.upstream.Upstreams;
+import io.dotproxy.upstream.UpstreamGroup;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -41,7 +41,7 @@ public final class ProxyHarness implements AutoCloseable {
     private final EventLoopGroup group = Epoll.isAvailable() ? new EpollEventLoopGroup(2) : new NioEventLoopGroup(2);
     private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
     private final ProxyServer server;
-    private final Upstreams upstreams;
+    private final UpstreamGroup upstreams;
 
     /** How to assemble the proxy; defaults suit one-upstream tests (no hedging, attempt = deadline). */
     public static final class Builder {
@@ -155,15 +155,15 @@ public final class ProxyHarness implements AutoCloseable {
             for (String spec : b.specs) {
                 members.add(Member.dot(UpstreamAddress.parse(spec, 853), tls, group.next(), settings, probing, registry));
             }
-            Upstreams plain = null;
+            UpstreamGroup plain = null;
             if (!b.fallback.isEmpty()) {
                 List<Member> plainMembers = new ArrayList<>();
                 for (InetSocketAddress address : b.fallback) {
                     plainMembers.add(Member.plain(address, group.next(), probing, registry));
                 }
-                plain = Upstreams.plainFallback(plainMembers, attempt, group.next(), groupMetrics);
+                plain = UpstreamGroup.plainFallback(plainMembers, attempt, group.next(), groupMetrics);
             }
-            upstreams = new Upstreams(members, b.policy, new Upstreams.Settings(attempt, true, true,
+            upstreams = new UpstreamGroup(members, b.policy, new UpstreamGroup.Settings(attempt, true, true,
                     b.hedgeMinDelay, b.hedgeShare, b.tryWhenAllDown), plain, group.next(), groupMetrics);
             ServerMetrics metrics = new ServerMetrics(registry);
             QueryPipeline pipeline = new QueryPipeline(upstreams, b.timeout, 1232, metrics);
@@ -199,7 +199,7 @@ public final class ProxyHarness implements AutoCloseable {
         return server.port();
     }
 
-    public Upstreams upstreams() {
+    public UpstreamGroup upstreams() {
         return upstreams;
     }
 

@@ -1,11 +1,11 @@
-package io.dotproxy.server;
+package io.dotproxy.net;
 
 /** How a client's query arrived; also the {@code proto} metric tag. */
 public enum Transport {
     UDP,
     TCP;
 
-    String tag() {
+    public String tag() {
         return this == UDP ? "udp" : "tcp";
     }
 }

@@ -30,7 +30,7 @@ import org.jboss.logging.Logger;
  *       (unless configured to answer SERVFAIL at once).
  * </ul>
  */
-public final class Upstreams implements Upstream {
+public final class UpstreamGroup implements Upstream {
     /**
      * Group behaviour.
      *
@@ -44,12 +44,12 @@ public final class Upstreams implements Upstream {
     public record Settings(Duration attemptTimeout, boolean retryOnServfail, boolean retryOnRefused,
                            Duration hedgeMinDelay, double hedgeMaxShare, boolean tryWhenAllDown) {}
 
-    private static final Logger LOG = Logger.getLogger(Upstreams.class);
+    private static final Logger LOG = Logger.getLogger(UpstreamGroup.class);
 
     private final List<Member> members;
     private final Policy policy;
     private final Settings settings;
-    private final Upstreams fallback;
+    private final UpstreamGroup fallback;
     private final EventExecutor timers;
     private final GroupMetrics metrics;
     private final HedgeBudget hedgeBudget;
@@ -59,7 +59,7 @@ public final class Upstreams implements Upstream {
      * @param fallback plain-DNS upstreams used only while every member is down, or null (strict)
      * @param timers the event loop that runs hedge timers
      */
-    public Upstreams(List<Member> members, Policy policy, Settings settings, Upstreams fallback,
+    public UpstreamGroup(List<Member> members, Policy policy, Settings settings, UpstreamGroup fallback,
                      EventExecutor timers, GroupMetrics metrics) {
         if (members.isEmpty()) {
             throw new IllegalArgumentException("no upstream");
@@ -77,9 +77,9 @@ public final class Upstreams implements Upstream {
      * The plain fallback: its servers in order, every answer taken as it is, no hedging, and tried
      * even when they all look down (it is the last resort already).
      */
-    public static Upstreams plainFallback(List<Member> servers, Duration attemptTimeout, EventExecutor timers,
+    public static UpstreamGroup plainFallback(List<Member> servers, Duration attemptTimeout, EventExecutor timers,
                                           GroupMetrics metrics) {
-        return new Upstreams(servers, new Policy.Failover(),
+        return new UpstreamGroup(servers, new Policy.Failover(),
                 new Settings(attemptTimeout, false, false, Duration.ZERO, 0, true), null, timers, metrics);
     }
 

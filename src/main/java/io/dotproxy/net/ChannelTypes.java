@@ -19,8 +19,8 @@ import io.netty.channel.socket.nio.NioSocketChannel;
  * Channel classes that match an event loop: epoll channels on epoll loops (what Vert.x runs on
  * Linux when the native library loads), NIO channels on NIO loops (tests, other systems).
  */
-public final class Transports {
-    private Transports() {}
+public final class ChannelTypes {
+    private ChannelTypes() {}
 
     /** Whether {@code group} (or the group of an event loop) runs on Linux epoll. */
     public static boolean isEpoll(EventLoopGroup group) {
