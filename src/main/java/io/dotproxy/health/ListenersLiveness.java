@@ -16,7 +16,7 @@ public class ListenersLiveness implements HealthCheck {
 
     @Override
     public HealthCheckResponse call() {
-        boolean failed = setup.server().map(server -> server.hasFailed()).orElse(false);
+        boolean failed = setup.runtime().map(runtime -> runtime.server().hasFailed()).orElse(false);
         return HealthCheckResponse.named("dns-listeners").status(!failed).build();
     }
 }

@@ -1,5 +1,6 @@
 package io.dotproxy.health;
 
+import io.dotproxy.config.ProxyRuntime;
 import io.dotproxy.config.Setup;
 import io.dotproxy.server.ProxyServer;
 import io.dotproxy.upstream.Member;
@@ -25,15 +26,17 @@ public class ListenersReadiness implements HealthCheck {
 
     @Override
     public HealthCheckResponse call() {
-        Optional<ProxyServer> server = setup.server();
+        Optional<ProxyRuntime> runtime = setup.runtime();
         HealthCheckResponseBuilder response = HealthCheckResponse.named("dns-listeners");
-        setup.upstreams().ifPresent(group -> {
-            for (Member member : group.members()) {
-                response.withData("upstream " + member.name(), member.health().state().name());
-            }
-        });
-        if (server.isPresent() && server.get().isServing()) {
-            return response.up().withData("port", server.get().port()).build();
+        if (runtime.isEmpty()) {
+            return response.down().build();
+        }
+        for (Member member : runtime.get().group().members()) {
+            response.withData("upstream " + member.name(), member.health().state().name());
+        }
+        ProxyServer server = runtime.get().server();
+        if (server.isServing()) {
+            return response.up().withData("port", server.port()).build();
         }
         return response.down().build();
     }

@@ -1,5 +1,6 @@
 package io.dotproxy.health;
 
+import io.dotproxy.config.ProxyRuntime;
 import io.dotproxy.config.Setup;
 import io.dotproxy.upstream.Member;
 import io.dotproxy.upstream.UpstreamGroup;
@@ -24,7 +25,7 @@ public class UpstreamsHealth implements HealthCheck {
     @Override
     public HealthCheckResponse call() {
         HealthCheckResponseBuilder response = HealthCheckResponse.named("dot-upstreams");
-        UpstreamGroup group = setup.upstreams().orElse(null);
+        UpstreamGroup group = setup.runtime().map(ProxyRuntime::group).orElse(null);
         if (group == null) {
             return response.down().build();
         }

@@ -1,15 +1,17 @@
 package io.dotproxy.server;
 
-import io.dotproxy.net.Transport;
 import io.dotproxy.dns.Message;
+import io.dotproxy.net.Transport;
 import io.dotproxy.upstream.QueryCallback;
 import io.dotproxy.upstream.UpstreamFailure;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import java.net.InetSocketAddress;
 
 /**
  * One client query on its way through the {@link QueryPipeline}, and the way back to that client.
- * A listener makes one per query; the pipeline fills in the query and completes it exactly once.
+ * A listener makes one per query; the pipeline completes it exactly once, and {@link #complete}
+ * is the one place its query buffer is released.
  */
 abstract class Exchange implements QueryCallback {
     private QueryPipeline pipeline;
@@ -18,26 +20,54 @@ abstract class Exchange implements QueryCallback {
 
     abstract Transport transport();
 
+    /** Who asked: the datagram's source, or the TCP connection's peer. */
+    abstract InetSocketAddress client();
+
     abstract ByteBufAllocator alloc();
 
-    /** Sends an answer to the client and takes ownership of it; callable from any thread. */
+    /** Sends an answer to the client and takes ownership of it. */
     abstract void send(ByteBuf answer);
 
-    /** The query gets no answer (it was dropped); callable from any thread. */
+    /** The query gets no answer (it was dropped). */
     abstract void abandon();
 
-    final void begin(QueryPipeline pipeline, ByteBuf query, Message parsed) {
+    /**
+     * Takes the query: an exact-size copy of {@code received}, which is released at once. A UDP
+     * datagram is a slice of a 32 KiB batch buffer and a TCP frame a slice of a whole read buffer:
+     * held for the query's lifetime, they would pin far more memory than the query.
+     */
+    final void begin(QueryPipeline pipeline, ByteBuf received) {
         this.pipeline = pipeline;
-        this.query = query;
-        this.parsed = parsed;
+        try {
+            query = alloc().directBuffer(received.readableBytes()).writeBytes(received);
+        } finally {
+            received.release();
+        }
     }
 
     final ByteBuf query() {
         return query;
     }
 
+    /** The view of the query, once the wire checks have parsed it; null before. */
     final Message parsed() {
         return parsed;
+    }
+
+    final void parsed(Message view) {
+        parsed = view;
+    }
+
+    /** Ends the exchange: releases the query, then sends {@code answer}, or nothing when it is null. */
+    final void complete(ByteBuf answer) {
+        query.release();
+        query = null;
+        pipeline.settled();
+        if (answer != null) {
+            send(answer);
+        } else {
+            abandon();
+        }
     }
 
     @Override

@@ -1,8 +1,9 @@
 package io.dotproxy.server;
 
+import io.dotproxy.net.ChannelTypes;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
-import io.netty.channel.EventLoopGroup;
+import io.netty.channel.EventLoop;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
@@ -32,14 +33,14 @@ public final class ProxyServer {
     private final Settings settings;
     private final UdpListener udp;
     private final TcpListener tcp;
-    private final EventLoopGroup group;
+    private final EventLoop loop;
     private volatile Channel udpChannel;
     private volatile Channel tcpChannel;
     private volatile boolean stopping;
 
-    public ProxyServer(Settings settings, QueryPipeline pipeline, ServerMetrics metrics, EventLoopGroup group) {
+    public ProxyServer(Settings settings, QueryPipeline pipeline, ServerMetrics metrics, EventLoop loop) {
         this.settings = settings;
-        this.group = group;
+        this.loop = loop;
         this.udp = new UdpListener(pipeline);
         this.tcp = new TcpListener(pipeline, metrics, settings.tcpIdleTimeout(), settings.tcpMaxConnections());
     }
@@ -72,13 +73,13 @@ public final class ProxyServer {
         IOException last = null;
         int attempts = settings.port() == 0 ? BIND_ATTEMPTS : 1;
         for (int i = 0; i < attempts; i++) {
-            Channel udpBound = bind(udp.bind(group, new InetSocketAddress(address, settings.port())));
+            Channel udpBound = bind(udp.bind(loop, new InetSocketAddress(address, settings.port())));
             int port = ((InetSocketAddress) udpBound.localAddress()).getPort();
             try {
-                tcpChannel = bind(tcp.bind(group, new InetSocketAddress(address, port)));
+                tcpChannel = bind(tcp.bind(loop, new InetSocketAddress(address, port)));
                 udpChannel = udpBound;
                 LOG.infof("Listening for DNS on %s port %d (UDP and TCP, %s)", address.getHostAddress(), port,
-                        io.dotproxy.net.ChannelTypes.isEpoll(group) ? "epoll" : "NIO");
+                        ChannelTypes.isEpoll(loop) ? "epoll" : "NIO");
                 return;
             } catch (IOException e) {
                 udpBound.close().syncUninterruptibly();

@@ -1,84 +1,151 @@
 package io.dotproxy.server;
 
-import io.dotproxy.net.Transport;
+import io.dotproxy.cache.LocalAnswers;
 import io.dotproxy.dns.Header;
 import io.dotproxy.dns.Message;
 import io.dotproxy.dns.Rcode;
 import io.dotproxy.dns.Replies;
 import io.dotproxy.dns.Truncation;
 import io.dotproxy.dns.WireFormatException;
+import io.dotproxy.guard.Admission;
+import io.dotproxy.net.Transport;
 import io.dotproxy.upstream.Upstream;
 import io.dotproxy.upstream.UpstreamFailure;
 import io.netty.buffer.ByteBuf;
 import java.time.Duration;
 
 /**
- * The one path every query takes, whatever listener it came from: wire checks, then the
- * upstreams, then the way back (with truncation for UDP). Every query that has a readable header
- * gets exactly one answer: the upstream's, or an error of the proxy's own, counted by reason.
- *
- * <p>The guard (allow-list, rate limit) and the cache are later stages between the wire checks
- * and the upstreams, in {@link #handle}.
+ * The one path every query takes, whatever listener it came from, as explicit stages:
+ * <ol>
+ *   <li><b>admit</b>: who is asking ({@link Admission}: the guard's seat);
+ *   <li><b>validate</b>: the wire checks (one well-formed QUERY with one question);
+ *   <li><b>answer locally</b> when possible ({@link LocalAnswers}: the cache's seat);
+ *   <li><b>forward</b> to the upstream group;
+ *   <li>and <b>the way back</b>: let the local answers see the upstream's answer, fit it to a UDP
+ *       client's size, count it, send it.
+ * </ol>
+ * Each stage answers, drops with a counted reason, or passes the query on. Every query that has a
+ * readable header gets exactly one answer: an upstream's, a local one, or an error of the proxy's
+ * own, counted by reason. {@link Exchange#complete} releases the query, in one place for all paths.
  */
 public final class QueryPipeline {
+    /**
+     * Per-query behaviour.
+     *
+     * @param timeout the deadline of each query, shared by every attempt upstream
+     * @param maxUdpPayload largest UDP answer sent, whatever larger size a client advertises
+     */
+    public record Settings(Duration timeout, int maxUdpPayload) {}
+
+    private final Admission admission;
+    private final LocalAnswers localAnswers;
     private final Upstream upstream;
     private final long timeoutNanos;
     private final int maxUdpPayload;
     private final ServerMetrics metrics;
 
-    /**
-     * @param timeout the deadline of each query, shared by every attempt upstream
-     * @param maxUdpPayload largest UDP answer sent, whatever larger size a client advertises
-     */
-    public QueryPipeline(Upstream upstream, Duration timeout, int maxUdpPayload, ServerMetrics metrics) {
+    public QueryPipeline(Admission admission, LocalAnswers localAnswers, Upstream upstream, Settings settings,
+                         ServerMetrics metrics) {
+        this.admission = admission;
+        this.localAnswers = localAnswers;
         this.upstream = upstream;
-        this.timeoutNanos = timeout.toNanos();
-        this.maxUdpPayload = maxUdpPayload;
+        this.timeoutNanos = settings.timeout().toNanos();
+        this.maxUdpPayload = settings.maxUdpPayload();
         this.metrics = metrics;
     }
 
+    /** Queries accepted and not yet answered or dropped, over every listener. */
+    public int inFlight() {
+        return metrics.inFlight();
+    }
+
     /** Handles one query and takes ownership of its buffer (the message is its readable bytes). */
-    void handle(ByteBuf query, Exchange exchange) {
-        Transport transport = exchange.transport();
-        metrics.query(transport);
-        int start = query.readerIndex();
+    void handle(ByteBuf received, Exchange exchange) {
+        metrics.queryStarted(exchange.transport());
+        exchange.begin(this, received);
+        Admission.Verdict verdict = admit(exchange);
+        if (verdict == Admission.Verdict.DROP || !validate(exchange)) {
+            return;
+        }
+        if (verdict == Admission.Verdict.REFUSE) {
+            reply(exchange, Rcode.REFUSED, ServerMetrics.ErrorReason.REFUSED);
+        } else if (!answerLocally(exchange)) {
+            forward(exchange);
+        }
+    }
+
+    /**
+     * Stage 1. A packet too short for a header, or a response, is no query: it is dropped before
+     * anything else (answering responses invites reflection loops). Then the admission's verdict;
+     * a dropped query ends here, a refused one is answered once its wire format is known.
+     */
+    private Admission.Verdict admit(Exchange exchange) {
+        ByteBuf query = exchange.query();
         if (query.readableBytes() < Header.LENGTH) {
-            drop(query, exchange, ServerMetrics.Drop.SHORT);
-            return;
+            drop(exchange, ServerMetrics.Drop.SHORT);
+            return Admission.Verdict.DROP;
         }
-        if (Header.isResponse(query, start)) {
-            drop(query, exchange, ServerMetrics.Drop.RESPONSE);
-            return;
+        if (Header.isResponse(query, query.readerIndex())) {
+            drop(exchange, ServerMetrics.Drop.RESPONSE);
+            return Admission.Verdict.DROP;
         }
-        // Keep an exact-size copy for the query's lifetime and free the receive buffer now: a UDP
-        // datagram is a slice of a 32 KiB batch buffer, a TCP frame a slice of a whole read buffer.
-        ByteBuf received = query;
-        query = exchange.alloc().directBuffer(received.readableBytes()).writeBytes(received);
-        received.release();
+        Admission.Verdict verdict = admission.admit(exchange.client(), exchange.transport());
+        if (verdict == Admission.Verdict.DROP) {
+            drop(exchange, ServerMetrics.Drop.NOT_ADMITTED);
+        }
+        return verdict;
+    }
+
+    /** Stage 2: one well-formed message (FORMERR), opcode QUERY (NOTIMP), one question (FORMERR, RFC 9619). */
+    private boolean validate(Exchange exchange) {
+        ByteBuf query = exchange.query();
         Message parsed;
         try {
             parsed = Message.parse(query);
         } catch (WireFormatException e) {
-            reply(exchange, Replies.formatError(exchange.alloc(), query), ServerMetrics.ErrorReason.MALFORMED);
-            query.release();
-            return;
+            ByteBuf answer = Replies.formatError(exchange.alloc(), query);
+            reply(exchange, answer, ServerMetrics.ErrorReason.MALFORMED);
+            return false;
         }
+        exchange.parsed(parsed);
         if (parsed.opcode() != Header.OPCODE_QUERY) {
-            reply(exchange, Replies.error(exchange.alloc(), query, parsed, Rcode.NOTIMP), ServerMetrics.ErrorReason.OPCODE);
-            query.release();
-            return;
+            reply(exchange, Rcode.NOTIMP, ServerMetrics.ErrorReason.OPCODE);
+            return false;
         }
-        if (parsed.questionCount() != 1) { // RFC 9619: a query has exactly one question
-            reply(exchange, Replies.error(exchange.alloc(), query, parsed, Rcode.FORMERR), ServerMetrics.ErrorReason.MALFORMED);
-            query.release();
-            return;
+        if (parsed.questionCount() != 1) {
+            reply(exchange, Rcode.FORMERR, ServerMetrics.ErrorReason.MALFORMED);
+            return false;
         }
-        exchange.begin(this, query, parsed);
-        upstream.query(query, parsed, System.nanoTime() + timeoutNanos, exchange);
+        return true;
     }
 
+    /** Stage 3: an answer without asking upstream, when the local answers have one. */
+    private boolean answerLocally(Exchange exchange) {
+        ByteBuf answer = localAnswers.answer(exchange.query(), exchange.parsed(), exchange.alloc());
+        if (answer == null) {
+            return false;
+        }
+        deliver(exchange, answer);
+        return true;
+    }
+
+    /** Stage 4: to the upstream group, under the query's deadline; it calls back exactly once. */
+    private void forward(Exchange exchange) {
+        upstream.query(exchange.query(), exchange.parsed(), System.nanoTime() + timeoutNanos, exchange);
+    }
+
+    /** The way back from upstream. */
     void answered(Exchange exchange, ByteBuf answer) {
-        ByteBuf query = exchange.query();
+        localAnswers.upstreamAnswered(exchange.query(), exchange.parsed(), answer);
+        deliver(exchange, answer);
+    }
+
+    void failed(Exchange exchange, UpstreamFailure failure) {
+        reply(exchange, Rcode.SERVFAIL, ServerMetrics.ErrorReason.UPSTREAM);
+    }
+
+    /** Fits an answer to a UDP client's size (RFC 1035 §4.2.1, RFC 6891 §6.2.5), counts it and sends it. */
+    private void deliver(Exchange exchange, ByteBuf answer) {
         if (exchange.transport() == Transport.UDP) {
             int limit = Math.min(exchange.parsed().udpPayloadLimit(), maxUdpPayload);
             if (answer.readableBytes() > limit) {
@@ -86,32 +153,33 @@ public final class QueryPipeline {
                     answer = Truncation.fit(exchange.alloc(), answer, limit);
                     metrics.truncated();
                 } catch (WireFormatException e) {
-                    answer = Replies.error(exchange.alloc(), query, exchange.parsed(), Rcode.SERVFAIL);
-                    metrics.error(exchange.transport(), ServerMetrics.ErrorReason.UNTRUNCATABLE);
+                    reply(exchange, Rcode.SERVFAIL, ServerMetrics.ErrorReason.UNTRUNCATABLE);
+                    return;
                 }
             }
         }
-        query.release();
         metrics.response(exchange.transport(), Header.rcode(Header.flags(answer, answer.readerIndex())));
-        exchange.send(answer);
+        exchange.complete(answer);
     }
 
-    void failed(Exchange exchange, UpstreamFailure failure) {
-        ByteBuf query = exchange.query();
-        ByteBuf answer = Replies.error(exchange.alloc(), query, exchange.parsed(), Rcode.SERVFAIL);
-        query.release();
-        reply(exchange, answer, ServerMetrics.ErrorReason.UPSTREAM);
+    /** Answers with an error of the proxy's own to a query that parsed. */
+    private void reply(Exchange exchange, int rcode, ServerMetrics.ErrorReason reason) {
+        reply(exchange, Replies.error(exchange.alloc(), exchange.query(), exchange.parsed(), rcode), reason);
     }
 
-    private void reply(Exchange exchange, ByteBuf answer, ServerMetrics.ErrorReason error) {
-        metrics.error(exchange.transport(), error);
+    private void reply(Exchange exchange, ByteBuf answer, ServerMetrics.ErrorReason reason) {
+        metrics.error(exchange.transport(), reason);
         metrics.response(exchange.transport(), Header.rcode(Header.flags(answer, answer.readerIndex())));
-        exchange.send(answer);
+        exchange.complete(answer);
     }
 
-    private void drop(ByteBuf query, Exchange exchange, ServerMetrics.Drop reason) {
+    private void drop(Exchange exchange, ServerMetrics.Drop reason) {
         metrics.dropped(exchange.transport(), reason);
-        query.release();
-        exchange.abandon();
+        exchange.complete(null);
+    }
+
+    /** An exchange ended: one query fewer in flight. */
+    void settled() {
+        metrics.querySettled();
     }
 }

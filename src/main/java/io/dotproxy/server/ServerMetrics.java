@@ -19,7 +19,9 @@ public final class ServerMetrics {
         /** Shorter than a DNS header: nothing to answer to. */
         SHORT,
         /** The QR bit is set: answering responses invites reflection loops. */
-        RESPONSE
+        RESPONSE,
+        /** The admission stage (the guard) dropped it. */
+        NOT_ADMITTED
     }
 
     /** Why the proxy answered with an error of its own instead of an upstream's answer. */
@@ -31,7 +33,9 @@ public final class ServerMetrics {
         /** The upstreams gave no answer in time or failed: SERVFAIL. */
         UPSTREAM,
         /** The upstream's answer was too long for UDP and could not be parsed to truncate it: SERVFAIL. */
-        UNTRUNCATABLE
+        UNTRUNCATABLE,
+        /** The admission stage (the guard) refused the client: REFUSED. */
+        REFUSED
     }
 
     private final EnumMap<Transport, Tally> queries = new EnumMap<>(Transport.class);
@@ -41,6 +45,7 @@ public final class ServerMetrics {
     private final Tally truncated;
     private final Tally rejectedConnections;
     private final AtomicInteger openConnections = new AtomicInteger();
+    private final AtomicInteger inFlight = new AtomicInteger();
 
     public ServerMetrics(MeterRegistry registry) {
         for (Transport transport : Transport.values()) {
@@ -73,14 +78,27 @@ public final class ServerMetrics {
         Gauge.builder("dotproxy.server.connections", openConnections, AtomicInteger::get)
                 .description("Open client TCP connections")
                 .tag("proto", Transport.TCP.tag()).register(registry);
+        Gauge.builder("dotproxy.server.in.flight", inFlight, AtomicInteger::get)
+                .description("Queries accepted and not yet answered or dropped, over every listener")
+                .register(registry);
     }
 
     private static String tag(Enum<?> value) {
         return value.name().toLowerCase(Locale.ROOT);
     }
 
-    void query(Transport transport) {
+    /** A query arrived: counted, and in flight until {@link #querySettled()}. */
+    void queryStarted(Transport transport) {
         queries.get(transport).increment();
+        inFlight.incrementAndGet();
+    }
+
+    void querySettled() {
+        inFlight.decrementAndGet();
+    }
+
+    int inFlight() {
+        return inFlight.get();
     }
 
     void response(Transport transport, int headerRcode) {

@@ -90,6 +90,7 @@ public final class TcpListener {
     private final class ClientConnection extends ChannelInboundHandlerAdapter {
         private ChannelHandlerContext ctx;
         private EventLoop loop;
+        private InetSocketAddress client;
         private int outstanding;
         private boolean inputClosed;
 
@@ -97,6 +98,7 @@ public final class TcpListener {
         public void handlerAdded(ChannelHandlerContext ctx) {
             this.ctx = ctx;
             this.loop = ctx.channel().eventLoop();
+            this.client = (InetSocketAddress) ctx.channel().remoteAddress();
         }
 
         @Override
@@ -174,6 +176,11 @@ public final class TcpListener {
         @Override
         Transport transport() {
             return Transport.TCP;
+        }
+
+        @Override
+        InetSocketAddress client() {
+            return connection.client;
         }
 
         @Override

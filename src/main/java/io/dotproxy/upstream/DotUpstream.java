@@ -36,7 +36,7 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
      *                       it, before it counts as dead and is replaced (a query's whole
      *                       attempt, when that is shorter)
      * @param idleTimeout a connection with nothing in flight for this long is closed
-     * @param maxInFlight queries in flight on one connection at most (below 65,536)
+     * @param maxInFlight queries in flight on one connection at most (1 to 65,535: one message ID each)
      * @param poolSize connections open at most
      * @param handshakesPerSecond sustained rate of new connections
      * @param handshakeBurst new connections allowed at once before the rate applies
@@ -46,13 +46,12 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
     public record Settings(Duration connectTimeout, Duration idleTimeout, int maxInFlight, int poolSize,
                            double handshakesPerSecond, int handshakeBurst, Set<String> spkiPins) {
         public Settings {
-            if (maxInFlight < 1 || maxInFlight >= 65536) {
-                throw new IllegalArgumentException("maxInFlight must be 1..65535");
-            }
-            if (poolSize < 1) {
-                throw new IllegalArgumentException("poolSize must be at least 1");
-            }
             spkiPins = Set.copyOf(spkiPins);
+        }
+
+        /** The same tuning for a resolver with these pins. */
+        public Settings withSpkiPins(Set<String> pins) {
+            return new Settings(connectTimeout, idleTimeout, maxInFlight, poolSize, handshakesPerSecond, handshakeBurst, pins);
         }
     }
 

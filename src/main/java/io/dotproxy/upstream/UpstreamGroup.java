@@ -4,11 +4,12 @@ import io.dotproxy.dns.Header;
 import io.dotproxy.dns.Message;
 import io.dotproxy.dns.Rcode;
 import io.netty.buffer.ByteBuf;
-import io.netty.util.concurrent.EventExecutor;
+import io.netty.channel.EventLoop;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.jboss.logging.Logger;
@@ -29,6 +30,10 @@ import org.jboss.logging.Logger;
  *       opportunistic profile, opt-in), else the least recently failed upstream is still tried
  *       (unless configured to answer SERVFAIL at once).
  * </ul>
+ *
+ * <p>A query's attempts, hedge timer and outcome run on the group's event loop, the one its members
+ * run on (see {@code ProxyRuntime} for the threading model): no locks. Calls and callbacks that
+ * arrive on another thread hop onto that loop first.
  */
 public final class UpstreamGroup implements Upstream {
     /**
@@ -50,17 +55,17 @@ public final class UpstreamGroup implements Upstream {
     private final Policy policy;
     private final Settings settings;
     private final UpstreamGroup fallback;
-    private final EventExecutor timers;
+    private final EventLoop loop;
     private final GroupMetrics metrics;
     private final HedgeBudget hedgeBudget;
     private final AtomicBoolean onFallback = new AtomicBoolean();
 
     /**
      * @param fallback plain-DNS upstreams used only while every member is down, or null (strict)
-     * @param timers the event loop that runs hedge timers
+     * @param loop the event loop every query of the group runs on
      */
     public UpstreamGroup(List<Member> members, Policy policy, Settings settings, UpstreamGroup fallback,
-                     EventExecutor timers, GroupMetrics metrics) {
+                         EventLoop loop, GroupMetrics metrics) {
         if (members.isEmpty()) {
             throw new IllegalArgumentException("no upstream");
         }
@@ -68,7 +73,7 @@ public final class UpstreamGroup implements Upstream {
         this.policy = policy;
         this.settings = settings;
         this.fallback = fallback;
-        this.timers = timers;
+        this.loop = loop;
         this.metrics = metrics;
         this.hedgeBudget = new HedgeBudget(settings.hedgeMaxShare());
     }
@@ -77,16 +82,24 @@ public final class UpstreamGroup implements Upstream {
      * The plain fallback: its servers in order, every answer taken as it is, no hedging, and tried
      * even when they all look down (it is the last resort already).
      */
-    public static UpstreamGroup plainFallback(List<Member> servers, Duration attemptTimeout, EventExecutor timers,
-                                          GroupMetrics metrics) {
+    public static UpstreamGroup plainFallback(List<Member> servers, Duration attemptTimeout, EventLoop loop,
+                                              GroupMetrics metrics) {
         return new UpstreamGroup(servers, new Policy.Failover(),
-                new Settings(attemptTimeout, false, false, Duration.ZERO, 0, true), null, timers, metrics);
+                new Settings(attemptTimeout, false, false, Duration.ZERO, 0, true), null, loop, metrics);
     }
 
     @Override
     public void query(ByteBuf query, Message parsed, long deadlineNanos, QueryCallback callback) {
-        hedgeBudget.countQuery();
-        new Query(query, parsed, deadlineNanos, callback).start();
+        Query attempts = new Query(query, parsed, deadlineNanos, callback);
+        if (loop.inEventLoop()) {
+            attempts.start();
+        } else {
+            try {
+                loop.execute(attempts::start);
+            } catch (RejectedExecutionException shuttingDown) {
+                attempts.refuse();
+            }
+        }
     }
 
     @Override
@@ -112,7 +125,7 @@ public final class UpstreamGroup implements Upstream {
         }
     }
 
-    /** The attempts made for one client query. Its methods run on several event loops: synchronized. */
+    /** The attempts made for one client query; runs on the group's event loop. */
     private final class Query {
         private final ByteBuf query;
         private final Message parsed;
@@ -136,7 +149,8 @@ public final class UpstreamGroup implements Upstream {
             this.callback = callback;
         }
 
-        synchronized void start() {
+        void start() {
+            hedgeBudget.countQuery();
             try {
                 startAttempts();
             } finally {
@@ -144,17 +158,24 @@ public final class UpstreamGroup implements Upstream {
             }
         }
 
+        /** The loop is shutting down: no attempt can run. */
+        void refuse() {
+            done = true;
+            query.release();
+            callback.onFailure(UpstreamFailure.UNAVAILABLE);
+        }
+
         private void startAttempts() {
             Member first = launchNext();
             if (first != null && !done && settings.hedgeMinDelay().toNanos() > 0 && hasCandidate()) {
                 long delay = Math.max(settings.hedgeMinDelay().toNanos(), first.latency().p95Nanos());
                 if (System.nanoTime() + delay - deadlineNanos < 0) {
-                    hedgeTimer = timers.schedule(this::hedge, delay, TimeUnit.NANOSECONDS);
+                    hedgeTimer = loop.schedule(this::hedge, delay, TimeUnit.NANOSECONDS);
                 }
             }
         }
 
-        private synchronized void hedge() {
+        private void hedge() {
             if (done || hedged || !hasCandidate() || !hedgeBudget.tryHedge()) {
                 return; // a hedge only ever goes to another healthy upstream
             }
@@ -265,7 +286,7 @@ public final class UpstreamGroup implements Upstream {
             }
         }
 
-        synchronized void answered(ByteBuf answer) {
+        void answered(ByteBuf answer) {
             outstanding--;
             try {
                 onAnswer(answer);
@@ -293,7 +314,7 @@ public final class UpstreamGroup implements Upstream {
             complete(answer);
         }
 
-        synchronized void failed(UpstreamFailure failure) {
+        void failed(UpstreamFailure failure) {
             outstanding--;
             try {
                 if (done) {
@@ -348,7 +369,7 @@ public final class UpstreamGroup implements Upstream {
     }
 
     /** One attempt at one member; feeds the member's health before the query's logic. */
-    private static final class Attempt implements QueryCallback {
+    private final class Attempt implements QueryCallback {
         private final Query query;
         private final Member member;
         private final long startedNanos;
@@ -361,6 +382,10 @@ public final class UpstreamGroup implements Upstream {
 
         @Override
         public void onAnswer(ByteBuf answer) {
+            if (!loop.inEventLoop()) {
+                loop.execute(() -> onAnswer(answer));
+                return;
+            }
             try {
                 if (member != null) {
                     member.latency().record(System.nanoTime() - startedNanos);
@@ -373,6 +398,10 @@ public final class UpstreamGroup implements Upstream {
 
         @Override
         public void onFailure(UpstreamFailure failure) {
+            if (!loop.inEventLoop()) {
+                loop.execute(() -> onFailure(failure));
+                return;
+            }
             if (member != null) {
                 member.health().failed(failure);
             }

@@ -25,7 +25,7 @@ class HealthAndMetricsTest {
     Setup setup;
 
     private int dnsPort() {
-        return setup.server().orElseThrow().port();
+        return setup.runtime().orElseThrow().server().port();
     }
 
     @Test

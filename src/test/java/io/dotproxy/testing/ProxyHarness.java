@@ -1,13 +1,11 @@
 package io.dotproxy.testing;
 
+import io.dotproxy.config.ProxyRuntime;
+import io.dotproxy.config.ProxySettings;
 import io.dotproxy.server.ProxyServer;
 import io.dotproxy.server.QueryPipeline;
-import io.dotproxy.server.ServerMetrics;
 import io.dotproxy.upstream.DotUpstream;
-import io.dotproxy.upstream.GroupMetrics;
 import io.dotproxy.upstream.Member;
-import io.dotproxy.upstream.Policy;
-import io.dotproxy.upstream.TlsClientContext;
 import io.dotproxy.upstream.UpstreamAddress;
 import io.dotproxy.upstream.UpstreamGroup;
 import io.micrometer.core.instrument.Counter;
@@ -30,18 +28,19 @@ import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The proxy assembled as {@code Setup} assembles it, without Quarkus: listeners on loopback port
- * 0, DoT upstreams trusting a {@link TestCa}, meters in a registry the test can read.
+ * The proxy built by production's own assembly ({@link ProxyRuntime}) from a settings value, without
+ * Quarkus: listeners on loopback port 0, DoT upstreams trusting a {@link TestCa}, meters in a
+ * registry the test can read, and one event loop for the whole DNS path, as in production.
  */
 public final class ProxyHarness implements AutoCloseable {
     /** The name every fake upstream's certificate is checked against, unless a test says otherwise. */
     public static final String TLS_NAME = "dns.test";
 
-    /** The production transport where it exists (epoll on Linux, as Vert.x runs there), else NIO. */
-    private final EventLoopGroup group = Epoll.isAvailable() ? new EpollEventLoopGroup(2) : new NioEventLoopGroup(2);
+    /** One loop on the production transport where it exists (epoll on Linux, as Vert.x runs there), else NIO. */
+    private final EventLoopGroup loop = Epoll.isAvailable() ? new EpollEventLoopGroup(1) : new NioEventLoopGroup(1);
     private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
-    private final ProxyServer server;
-    private final UpstreamGroup upstreams;
+    private final ProxySettings settings;
+    private final ProxyRuntime runtime;
 
     /** How to assemble the proxy; defaults suit one-upstream tests (no hedging, attempt = deadline). */
     public static final class Builder {
@@ -50,7 +49,7 @@ public final class ProxyHarness implements AutoCloseable {
         private final List<InetSocketAddress> fallback = new ArrayList<>();
         private Duration timeout = Duration.ofSeconds(2);
         private Duration attemptTimeout;
-        private Policy policy = new Policy.Failover();
+        private String policy = "failover";
         private int poolSize = 2;
         private int maxInFlight = 100;
         private Duration hedgeMinDelay = Duration.ZERO;
@@ -90,7 +89,8 @@ public final class ProxyHarness implements AutoCloseable {
             return this;
         }
 
-        public Builder policy(Policy value) {
+        /** A policy by its name in {@code dotproxy.policy}. */
+        public Builder policy(String value) {
             policy = value;
             return this;
         }
@@ -145,31 +145,21 @@ public final class ProxyHarness implements AutoCloseable {
     private ProxyHarness(Builder b) {
         try {
             Path caFile = b.ca.writePem(Files.createTempFile("test-ca", ".pem"));
-            TlsClientContext tls = TlsClientContext.create(Optional.of(caFile));
             Duration attempt = b.attemptTimeout != null ? b.attemptTimeout : b.timeout;
-            DotUpstream.Settings settings = new DotUpstream.Settings(attempt, b.idleTimeout, b.maxInFlight,
-                    b.poolSize, b.handshakesPerSecond, b.handshakeBurst, b.pins);
-            GroupMetrics groupMetrics = new GroupMetrics(registry);
-            Member.Probing probing = new Member.Probing(b.firstBackOff, Duration.ofSeconds(5), attempt);
-            List<Member> members = new ArrayList<>();
+            List<ProxySettings.Dot> dot = new ArrayList<>();
             for (String spec : b.specs) {
-                members.add(Member.dot(UpstreamAddress.parse(spec, 853), tls, group.next(), settings, probing, registry));
+                dot.add(new ProxySettings.Dot(UpstreamAddress.parse(spec, 853), b.pins));
             }
-            UpstreamGroup plain = null;
-            if (!b.fallback.isEmpty()) {
-                List<Member> plainMembers = new ArrayList<>();
-                for (InetSocketAddress address : b.fallback) {
-                    plainMembers.add(Member.plain(address, group.next(), probing, registry));
-                }
-                plain = UpstreamGroup.plainFallback(plainMembers, attempt, group.next(), groupMetrics);
-            }
-            upstreams = new UpstreamGroup(members, b.policy, new UpstreamGroup.Settings(attempt, true, true,
-                    b.hedgeMinDelay, b.hedgeShare, b.tryWhenAllDown), plain, group.next(), groupMetrics);
-            ServerMetrics metrics = new ServerMetrics(registry);
-            QueryPipeline pipeline = new QueryPipeline(upstreams, b.timeout, 1232, metrics);
-            server = new ProxyServer(new ProxyServer.Settings("127.0.0.1", 0, Duration.ofSeconds(2), 50),
-                    pipeline, metrics, group);
-            server.start();
+            settings = new ProxySettings(
+                    new ProxyServer.Settings("127.0.0.1", 0, Duration.ofSeconds(2), 50),
+                    new QueryPipeline.Settings(b.timeout, 1232),
+                    new ProxySettings.Upstreams(dot, b.policy, b.fallback, Optional.of(caFile),
+                            new DotUpstream.Settings(attempt, b.idleTimeout, b.maxInFlight, b.poolSize,
+                                    b.handshakesPerSecond, b.handshakeBurst, Set.of()),
+                            new UpstreamGroup.Settings(attempt, true, true, b.hedgeMinDelay, b.hedgeShare, b.tryWhenAllDown),
+                            new Member.Probing(b.firstBackOff, Duration.ofSeconds(5), attempt)));
+            runtime = ProxyRuntime.assemble(settings, loop.next(), registry);
+            runtime.start();
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -196,11 +186,21 @@ public final class ProxyHarness implements AutoCloseable {
     }
 
     public int port() {
-        return server.port();
+        return runtime.server().port();
     }
 
-    public UpstreamGroup upstreams() {
-        return upstreams;
+    public UpstreamGroup group() {
+        return runtime.group();
+    }
+
+    /** The settings the proxy was assembled from. */
+    public ProxySettings settings() {
+        return settings;
+    }
+
+    /** The pipeline's count of queries accepted and not yet answered or dropped. */
+    public int inFlight() {
+        return runtime.pipeline().inFlight();
     }
 
     /** The sum of the counters (plain or function) with this name and these tags; 0 when there are none. */
@@ -221,8 +221,7 @@ public final class ProxyHarness implements AutoCloseable {
 
     @Override
     public void close() {
-        server.stop();
-        upstreams.close();
-        group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+        runtime.stop();
+        loop.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
     }
 }

@@ -124,7 +124,7 @@ class ConnectionPoolTest {
             assertEquals(5, upstream.connectionsAccepted());
             assertEquals(0, proxy.count("dotproxy.upstream.errors", "result", "closed"));
             assertEquals(0, proxy.count("dotproxy.upstream.requests", "result", "closed"));
-            assertEquals(UpstreamHealth.State.UP, proxy.upstreams().members().get(0).health().state());
+            assertEquals(UpstreamHealth.State.UP, proxy.group().members().get(0).health().state());
         }
     }
 

@@ -59,7 +59,7 @@ class FallbackTest {
             plain.udpQueries().forEach(q -> idsSeen.add(q.getHeader().getID()));
             assertTrue(idsSeen.size() >= 4, "fresh random IDs, not the client's: " + idsSeen);
             assertTrue(proxy.count("dotproxy.upstream.fallback.queries") >= 4);
-            assertTrue(proxy.upstreams().usingFallback());
+            assertTrue(proxy.group().usingFallback());
 
             // The DoT upstream comes back: the fallback is left by itself.
             try (FakeUpstream dot = FakeUpstream.start(GOOD, (q, c) ->
@@ -72,7 +72,7 @@ class FallbackTest {
                     assertEquals("192.0.2.1", address(DnsClient.udp(proxy.port(), DnsClient.query("dot" + i + ".example."))));
                 }
                 assertEquals(plainBefore, plain.packetsReceived(), "no clear text once DoT works");
-                assertTrue(!proxy.upstreams().usingFallback());
+                assertTrue(!proxy.group().usingFallback());
             }
         }
     }
@@ -121,11 +121,11 @@ class FallbackTest {
                 .firstBackOff(Duration.ofSeconds(30)) // no probe during this test
                 .start()) {
             assertEquals(Rcode.SERVFAIL, DnsClient.udp(proxy.port(), DnsClient.query("blip.example.")).getRcode());
-            assertEquals(UpstreamHealth.State.DOWN, proxy.upstreams().members().get(0).health().state());
+            assertEquals(UpstreamHealth.State.DOWN, proxy.group().members().get(0).health().state());
             try (FakeUpstream back = FakeUpstream.start(GOOD, FakeUpstream.answering(), port)) {
                 assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("healed.example.")).getRcode(),
                         "the least recently failed upstream is tried although it looks down");
-                assertEquals(UpstreamHealth.State.UP, proxy.upstreams().members().get(0).health().state());
+                assertEquals(UpstreamHealth.State.UP, proxy.group().members().get(0).health().state());
             }
         }
     }

@@ -33,7 +33,7 @@ class HedgingAndPinsTest {
         try (FakeUpstream slow = FakeUpstream.start(GOOD, answering("192.0.2.1", Duration.ofMillis(700)));
              FakeUpstream fast = FakeUpstream.start(GOOD, answering("192.0.2.2", Duration.ZERO));
              ProxyHarness proxy = ProxyHarness.builder(CA).upstream(slow).upstream(fast)
-                     .policy(new Policy.Failover()).hedging(Duration.ofMillis(50), 1.0).start()) {
+                     .policy("failover").hedging(Duration.ofMillis(50), 1.0).start()) {
             DnsClient.udp(proxy.port(), DnsClient.query("warm-up.example.")); // fills the hedge budget's window
             long started = System.nanoTime();
             Message answer = DnsClient.udp(proxy.port(), DnsClient.query("hedged.example."));
@@ -51,7 +51,7 @@ class HedgingAndPinsTest {
         try (FakeUpstream slow = FakeUpstream.start(GOOD, answering("192.0.2.1", Duration.ofMillis(300)));
              FakeUpstream fast = FakeUpstream.start(GOOD, answering("192.0.2.2", Duration.ZERO));
              ProxyHarness proxy = ProxyHarness.builder(CA).upstream(slow).upstream(fast)
-                     .policy(new Policy.Failover()).start()) {
+                     .policy("failover").start()) {
             assertEquals("192.0.2.1", address(DnsClient.udp(proxy.port(), DnsClient.query("patient.example."))));
             assertEquals(0, proxy.count("dotproxy.upstream.hedges"));
         }
@@ -75,7 +75,7 @@ class HedgingAndPinsTest {
             assertEquals(Rcode.SERVFAIL, DnsClient.udp(proxy.port(), DnsClient.query("pinned.example.")).getRcode());
             assertTrue(upstream.queries().isEmpty(), "no query written on an unpinned connection");
             assertEquals(1, proxy.count("dotproxy.upstream.errors", "result", "tls"));
-            assertEquals(UpstreamHealth.State.DOWN, proxy.upstreams().members().get(0).health().state());
+            assertEquals(UpstreamHealth.State.DOWN, proxy.group().members().get(0).health().state());
         }
     }
 }

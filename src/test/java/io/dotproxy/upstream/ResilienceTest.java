@@ -114,7 +114,7 @@ class ResilienceTest {
              ProxyHarness proxy = ProxyHarness.builder(CA)
                      .upstream("127.0.0.1:" + faulty.port + "#" + ProxyHarness.TLS_NAME)
                      .upstream(good)
-                     .policy(new Policy.Failover())
+                     .policy("failover")
                      .timeout(Duration.ofSeconds(2))
                      .attemptTimeout(ATTEMPT)
                      .firstBackOff(Duration.ofMillis(200))
@@ -137,7 +137,7 @@ class ResilienceTest {
                 return address(answer);
             }, FROM_FAULTY::equals);
             assertEquals(FROM_FAULTY, from, fault + ": the healed, preferred upstream answers again");
-            assertEquals(UpstreamHealth.State.UP, proxy.upstreams().members().get(0).health().state());
+            assertEquals(UpstreamHealth.State.UP, proxy.group().members().get(0).health().state());
         }
     }
 

@@ -1,0 +1,57 @@
+package io.dotproxy.config;
+
+import io.dotproxy.server.ProxyServer;
+import io.dotproxy.server.QueryPipeline;
+import io.dotproxy.upstream.DotUpstream;
+import io.dotproxy.upstream.Member;
+import io.dotproxy.upstream.UpstreamAddress;
+import io.dotproxy.upstream.UpstreamGroup;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * Every setting of the proxy as one immutable value, already checked: {@link SettingsReader} builds
+ * it from the configuration, {@link ProxyRuntime} builds the running proxy from it. Two values are
+ * equal exactly when they would build the same proxy, so a reload can tell what changed.
+ *
+ * @param listen where clients reach the proxy, and its client TCP limits
+ * @param pipeline the per-query deadline and the UDP answer size limit
+ * @param upstreams where queries go
+ */
+public record ProxySettings(ProxyServer.Settings listen, QueryPipeline.Settings pipeline, Upstreams upstreams) {
+
+    /**
+     * The upstream side.
+     *
+     * @param dot the DoT resolvers in order of preference, each with its SPKI pins
+     * @param policy how the next resolver is picked: a name of {@link io.dotproxy.upstream.Policy#NAMES}
+     * @param fallback plain DNS servers used only while every DoT resolver is down; empty: strict
+     * @param caFile extra trusted CA certificates (PEM), if any
+     * @param connections tuning of each resolver's connection pool
+     * @param group retries, hedging and what to do when every resolver is down
+     * @param probing how a resolver whose circuit is open is probed
+     */
+    public record Upstreams(List<Dot> dot, String policy, List<InetSocketAddress> fallback, Optional<Path> caFile,
+                            DotUpstream.Settings connections, UpstreamGroup.Settings group, Member.Probing probing) {
+        public Upstreams {
+            dot = List.copyOf(dot);
+            fallback = List.copyOf(fallback);
+        }
+    }
+
+    /**
+     * One DoT resolver.
+     *
+     * @param address where it is and the name its certificate must carry
+     * @param spkiPins base64 SHA-256 digests of public keys, one of which its validated chain must
+     *     hold (RFC 7858 §4.2); empty: no pinning
+     */
+    public record Dot(UpstreamAddress address, Set<String> spkiPins) {
+        public Dot {
+            spkiPins = Set.copyOf(spkiPins);
+        }
+    }
+}
