@@ -4,17 +4,14 @@ import io.quarkus.runtime.ApplicationLifecycleManager;
 import io.quarkus.runtime.Quarkus;
 import io.quarkus.runtime.annotations.QuarkusMain;
 import io.smallrye.config.ConfigValidationException;
-import org.jboss.logging.Logger;
 
 /**
  * The entry point: Quarkus as usual, but a configuration value that cannot even be converted
  * stops start-up with the same one line per setting as any other bad value, instead of the
- * library's own multi-line report.
+ * library's own two-line report.
  */
 @QuarkusMain
 public final class ProxyMain {
-    private static final Logger LOG = Logger.getLogger(Setup.class);
-
     private ProxyMain() {}
 
     public static void main(String... args) {
@@ -26,9 +23,10 @@ public final class ProxyMain {
         if (failure != null) {
             ConfigValidationException invalid = find(failure, ConfigValidationException.class);
             if (invalid != null) {
-                ConfigProblems.describe(invalid).forEach(LOG::error); // user errors: one line each
+                // User errors: one line each. Logging is already torn down here, so straight to stderr.
+                ConfigProblems.describe(invalid).forEach(System.err::println);
             } else {
-                LOG.error("Start-up failed", failure); // not a user error: the stack trace helps
+                failure.printStackTrace(); // not a user error: the stack trace helps
             }
         }
         ApplicationLifecycleManager.getDefaultExitCodeHandler().accept(status, failure);

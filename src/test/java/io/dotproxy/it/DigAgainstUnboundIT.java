@@ -15,11 +15,14 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * End to end with real software: the packaged proxy in front of Debian's unbound as a DoT
@@ -189,6 +192,23 @@ class DigAgainstUnboundIT {
             assertTrue(errors.get(0).contains("dotproxy.upstreams=1.1.1.1:99999"), errors.get(0));
             assertTrue(errors.get(0).contains("from 1 to 65535"), errors.get(0));
             assertFalse(bad.output().contains("\tat "), "no stack trace: " + bad.output());
+        }
+    }
+
+    @ParameterizedTest(name = "{0}={1}")
+    @CsvSource(delimiter = '|', value = {
+        "dotproxy.timeout           | abc  | expected a duration such as 2s, 500ms or 1m",
+        "dotproxy.upstream.pool-size | many | expected a whole number",
+    })
+    void valueThatCannotEvenBeConvertedStopsStartUpWithTheSameOneLine(String setting, String value, String allowed)
+            throws Exception {
+        Map<String, String> properties = new HashMap<>(proxyProperties(freePort(), freePort(), "127.0.0.1:853"));
+        properties.put(setting, value);
+        try (ProxyProcess bad = ProxyProcess.start(dir, properties, Map.of())) {
+            assertEquals(1, bad.awaitExit(Duration.ofSeconds(30)));
+            List<String> lines = bad.output().lines().filter(line -> !line.isBlank()).toList();
+            assertEquals(1, lines.size(), bad.output());
+            assertEquals("Invalid configuration: " + setting + "=" + value + ": " + allowed, lines.get(0));
         }
     }
 }

@@ -1,0 +1,345 @@
+package io.dotproxy.server;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.dotproxy.cache.LocalAnswers;
+import io.dotproxy.dns.Message;
+import io.dotproxy.guard.Admission;
+import io.dotproxy.net.Transport;
+import io.dotproxy.testing.DnsClient;
+import io.dotproxy.upstream.QueryCallback;
+import io.dotproxy.upstream.Upstream;
+import io.dotproxy.upstream.UpstreamFailure;
+import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.ByteBufUtil;
+import io.netty.buffer.Unpooled;
+import io.netty.buffer.UnpooledByteBufAllocator;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.xbill.DNS.ARecord;
+import org.xbill.DNS.DClass;
+import org.xbill.DNS.Flags;
+import org.xbill.DNS.Name;
+import org.xbill.DNS.Rcode;
+import org.xbill.DNS.Section;
+import org.xbill.DNS.TXTRecord;
+
+/**
+ * Each stage of the pipeline on its own: it answers, drops with a counted reason, or passes the
+ * query on; and whatever the path, the query's buffers are released and the in-flight count
+ * returns to zero. dnsjava builds the queries and reads the answers.
+ */
+class QueryPipelineTest {
+    private static final InetSocketAddress CLIENT = new InetSocketAddress("127.0.0.1", 40000);
+    private static final Duration TIMEOUT = Duration.ofSeconds(2);
+
+    private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
+    private final ServerMetrics metrics = new ServerMetrics(registry);
+    private final RecordingUpstream upstream = new RecordingUpstream();
+    private final RecordingLocalAnswers local = new RecordingLocalAnswers();
+
+    private QueryPipeline pipeline(Admission admission) {
+        return new QueryPipeline(admission, local, upstream, new QueryPipeline.Settings(TIMEOUT, 1232), metrics);
+    }
+
+    private double count(String name, String... tags) {
+        return registry.find(name).tags(tags).functionCounters().stream().mapToDouble(FunctionCounter::count).sum();
+    }
+
+    private static ByteBuf wire(org.xbill.DNS.Message message) {
+        return Unpooled.wrappedBuffer(message.toWire());
+    }
+
+    private static org.xbill.DNS.Message read(ByteBuf answer) throws IOException {
+        return new org.xbill.DNS.Message(ByteBufUtil.getBytes(answer));
+    }
+
+    @Test
+    void admittedQueryWithNoLocalAnswerIsForwardedAndTheUpstreamAnswerGoesBack() throws IOException {
+        QueryPipeline pipeline = pipeline(Admission.ADMIT_ALL);
+        TestExchange exchange = new TestExchange(Transport.UDP);
+        org.xbill.DNS.Message query = DnsClient.query("forwarded.example.");
+        ByteBuf received = wire(query);
+        long before = System.nanoTime();
+
+        pipeline.handle(received, exchange);
+
+        assertEquals(0, received.refCnt(), "the receive buffer goes back at once");
+        assertEquals(1, local.asked, "the local answers were asked first");
+        assertEquals(1, upstream.calls.size(), "then it was forwarded");
+        assertEquals(1, pipeline.inFlight(), "in flight until the upstream calls back");
+        Forwarded forwarded = upstream.calls.get(0);
+        assertTrue(forwarded.deadlineNanos - before >= TIMEOUT.toNanos(), "the query's whole deadline");
+
+        forwarded.callback.onAnswer(wire(answerTo(query, "192.0.2.7")));
+
+        assertEquals(1, local.seen, "the local answers saw the upstream's answer on the way back");
+        org.xbill.DNS.Message answer = read(exchange.sent);
+        assertEquals(query.getHeader().getID(), answer.getHeader().getID());
+        assertEquals("192.0.2.7", ((ARecord) answer.getSection(Section.ANSWER).get(0)).getAddress().getHostAddress());
+        assertEquals(1, count("dotproxy.server.responses", "proto", "udp", "rcode", "NOERROR"));
+        assertCompleted(pipeline, exchange);
+        assertEquals(0, forwarded.query.refCnt(), "the query was released after the answer");
+    }
+
+    @Test
+    void localAnswerIsSentWithoutAskingUpstreamAndFittedToTheUdpClient() throws IOException {
+        QueryPipeline pipeline = pipeline(Admission.ADMIT_ALL);
+        org.xbill.DNS.Message query = DnsClient.query("local.example.");
+        local.answer = bigAnswerTo(query); // larger than the 512 octets of a client without EDNS
+        TestExchange udp = new TestExchange(Transport.UDP);
+
+        pipeline.handle(wire(query), udp);
+
+        assertTrue(upstream.calls.isEmpty(), "not forwarded");
+        org.xbill.DNS.Message answer = read(udp.sent);
+        assertTrue(answer.getHeader().getFlag(Flags.TC), "truncated for UDP");
+        assertEquals(1, count("dotproxy.server.truncated"));
+        assertCompleted(pipeline, udp);
+
+        local.answer = bigAnswerTo(query);
+        TestExchange tcp = new TestExchange(Transport.TCP);
+        pipeline.handle(wire(query), tcp);
+        assertFalse(read(tcp.sent).getHeader().getFlag(Flags.TC), "whole over TCP");
+        assertTrue(upstream.calls.isEmpty());
+        assertCompleted(pipeline, tcp);
+    }
+
+    @ParameterizedTest
+    @EnumSource(Transport.class)
+    void droppedByAdmissionGetsNoAnswerAndIsCountedBeforeAnythingElse(Transport transport) {
+        QueryPipeline pipeline = pipeline((client, via) -> Admission.Verdict.DROP);
+        TestExchange exchange = new TestExchange(transport);
+
+        pipeline.handle(wire(DnsClient.query("dropped.example.")), exchange);
+
+        assertTrue(exchange.abandoned);
+        assertNull(exchange.sent);
+        assertEquals(0, local.asked);
+        assertTrue(upstream.calls.isEmpty());
+        assertEquals(1, count("dotproxy.server.dropped", "proto", transport.tag(), "result", "not_admitted"));
+        assertCompleted(pipeline, exchange);
+    }
+
+    @Test
+    void admissionIsToldWhoAsksAndOverWhichTransport() {
+        List<String> asked = new ArrayList<>();
+        QueryPipeline pipeline = pipeline((client, via) -> {
+            asked.add(client + " " + via);
+            return Admission.Verdict.ADMIT;
+        });
+        pipeline.handle(wire(DnsClient.query("who.example.")), new TestExchange(Transport.TCP));
+        assertEquals(List.of(CLIENT + " TCP"), asked);
+    }
+
+    @Test
+    void refusedByAdmissionGetsRefusedEchoingTheQuestionAndIsCounted() throws IOException {
+        QueryPipeline pipeline = pipeline((client, via) -> Admission.Verdict.REFUSE);
+        TestExchange exchange = new TestExchange(Transport.UDP);
+        org.xbill.DNS.Message query = DnsClient.query("refused.example.");
+
+        pipeline.handle(wire(query), exchange);
+
+        org.xbill.DNS.Message answer = read(exchange.sent);
+        assertEquals(Rcode.REFUSED, answer.getRcode());
+        assertEquals(query.getQuestion(), answer.getQuestion());
+        assertEquals(0, local.asked);
+        assertTrue(upstream.calls.isEmpty());
+        assertEquals(1, count("dotproxy.server.errors", "proto", "udp", "result", "refused"));
+        assertCompleted(pipeline, exchange);
+    }
+
+    @Test
+    void aRefusedClientsMalformedQueryStillGetsFormerrFromTheWireChecks() throws IOException {
+        QueryPipeline pipeline = pipeline((client, via) -> Admission.Verdict.REFUSE);
+        TestExchange exchange = new TestExchange(Transport.UDP);
+
+        pipeline.handle(Unpooled.wrappedBuffer(HexFormat.of().parseHex("123401000001000000000000076578616d")), exchange);
+
+        assertEquals(Rcode.FORMERR, read(exchange.sent).getRcode());
+        assertEquals(0, count("dotproxy.server.errors", "result", "refused"));
+        assertEquals(1, count("dotproxy.server.errors", "result", "malformed"));
+        assertCompleted(pipeline, exchange);
+    }
+
+    @Test
+    void packetsThatAreNoQueryAreDroppedBeforeAdmissionIsAsked() {
+        List<InetSocketAddress> asked = new ArrayList<>();
+        QueryPipeline pipeline = pipeline((client, via) -> {
+            asked.add(client);
+            return Admission.Verdict.ADMIT;
+        });
+        TestExchange shortOne = new TestExchange(Transport.UDP);
+        pipeline.handle(Unpooled.wrappedBuffer(new byte[] {0x12, 0x34, 0x01}), shortOne);
+        org.xbill.DNS.Message response = DnsClient.query("response.example.");
+        response.getHeader().setFlag(Flags.QR);
+        TestExchange responseOne = new TestExchange(Transport.UDP);
+        pipeline.handle(wire(response), responseOne);
+
+        assertTrue(asked.isEmpty());
+        assertEquals(1, count("dotproxy.server.dropped", "result", "short"));
+        assertEquals(1, count("dotproxy.server.dropped", "result", "response"));
+        assertCompleted(pipeline, shortOne);
+        assertCompleted(pipeline, responseOne);
+    }
+
+    @Test
+    void wireChecksAnswerWhatCannotBeForwardedAndPassTheRestOn() throws IOException {
+        QueryPipeline pipeline = pipeline(Admission.ADMIT_ALL);
+        TestExchange notify = new TestExchange(Transport.TCP);
+        org.xbill.DNS.Message query = DnsClient.query("notify.example.");
+        query.getHeader().setOpcode(org.xbill.DNS.Opcode.NOTIFY);
+
+        pipeline.handle(wire(query), notify);
+
+        assertEquals(Rcode.NOTIMP, read(notify.sent).getRcode());
+        assertEquals(1, count("dotproxy.server.errors", "proto", "tcp", "result", "opcode"));
+        assertEquals(0, local.asked, "nothing after the wire checks ran");
+        assertTrue(upstream.calls.isEmpty());
+        assertCompleted(pipeline, notify);
+    }
+
+    @Test
+    void upstreamFailureIsAnsweredServfailAndCounted() throws IOException {
+        QueryPipeline pipeline = pipeline(Admission.ADMIT_ALL);
+        TestExchange exchange = new TestExchange(Transport.UDP);
+
+        pipeline.handle(wire(DnsClient.query("failing.example.")), exchange);
+        upstream.calls.get(0).callback.onFailure(UpstreamFailure.TIMEOUT);
+
+        assertEquals(Rcode.SERVFAIL, read(exchange.sent).getRcode());
+        assertEquals(0, local.seen, "a failure is nothing to remember");
+        assertEquals(1, count("dotproxy.server.errors", "proto", "udp", "result", "upstream"));
+        assertCompleted(pipeline, exchange);
+    }
+
+    @Test
+    void inFlightIsAGaugeOverEveryListener() {
+        QueryPipeline pipeline = pipeline(Admission.ADMIT_ALL);
+        pipeline.handle(wire(DnsClient.query("one.example.")), new TestExchange(Transport.UDP));
+        pipeline.handle(wire(DnsClient.query("two.example.")), new TestExchange(Transport.TCP));
+        assertEquals(2.0, registry.find("dotproxy.server.in.flight").gauge().value());
+        upstream.calls.get(0).callback.onFailure(UpstreamFailure.TIMEOUT);
+        assertEquals(1.0, registry.find("dotproxy.server.in.flight").gauge().value());
+    }
+
+    private static void assertCompleted(QueryPipeline pipeline, TestExchange exchange) {
+        assertNull(exchange.query(), "the query buffer was released by complete()");
+        assertTrue(exchange.sent != null ^ exchange.abandoned, "exactly one outcome");
+        assertEquals(0, pipeline.inFlight());
+    }
+
+    private static org.xbill.DNS.Message answerTo(org.xbill.DNS.Message query, String address) throws IOException {
+        org.xbill.DNS.Message answer = new org.xbill.DNS.Message(query.getHeader().getID());
+        answer.getHeader().setFlag(Flags.QR);
+        answer.getHeader().setFlag(Flags.RD);
+        answer.getHeader().setFlag(Flags.RA);
+        answer.addRecord(query.getQuestion(), Section.QUESTION);
+        answer.addRecord(new ARecord(query.getQuestion().getName(), DClass.IN, 60,
+                java.net.InetAddress.getByName(address)), Section.ANSWER);
+        return answer;
+    }
+
+    private static ByteBuf bigAnswerTo(org.xbill.DNS.Message query) {
+        org.xbill.DNS.Message answer = new org.xbill.DNS.Message(query.getHeader().getID());
+        answer.getHeader().setFlag(Flags.QR);
+        answer.addRecord(query.getQuestion(), Section.QUESTION);
+        Name name = query.getQuestion().getName();
+        for (int i = 0; i < 10; i++) {
+            answer.addRecord(new TXTRecord(name, DClass.IN, 60, "x".repeat(100) + i), Section.ANSWER);
+        }
+        return wire(answer);
+    }
+
+    /** The way back to a client, recorded. */
+    private static final class TestExchange extends Exchange {
+        private final Transport transport;
+        ByteBuf sent;
+        boolean abandoned;
+
+        TestExchange(Transport transport) {
+            this.transport = transport;
+        }
+
+        @Override
+        Transport transport() {
+            return transport;
+        }
+
+        @Override
+        InetSocketAddress client() {
+            return CLIENT;
+        }
+
+        @Override
+        ByteBufAllocator alloc() {
+            return UnpooledByteBufAllocator.DEFAULT;
+        }
+
+        @Override
+        void send(ByteBuf answer) {
+            assertNull(sent, "one answer per query");
+            sent = answer;
+        }
+
+        @Override
+        void abandon() {
+            abandoned = true;
+        }
+    }
+
+    private record Forwarded(ByteBuf query, long deadlineNanos, QueryCallback callback) {}
+
+    /** Records each forwarded query; the test calls back as the upstream would. */
+    private static final class RecordingUpstream implements Upstream {
+        final List<Forwarded> calls = new ArrayList<>();
+
+        @Override
+        public void query(ByteBuf query, Message parsed, long deadlineNanos, QueryCallback callback) {
+            assertNotNull(parsed);
+            calls.add(new Forwarded(query, deadlineNanos, callback));
+        }
+
+        @Override
+        public String name() {
+            return "recording";
+        }
+
+        @Override
+        public void close() {}
+    }
+
+    /** Answers with {@link #answer} once when set; counts what it was asked and shown. */
+    private static final class RecordingLocalAnswers implements LocalAnswers {
+        ByteBuf answer;
+        int asked;
+        int seen;
+
+        @Override
+        public ByteBuf answer(ByteBuf query, Message parsed, ByteBufAllocator alloc) {
+            asked++;
+            ByteBuf given = answer;
+            answer = null;
+            return given;
+        }
+
+        @Override
+        public void upstreamAnswered(ByteBuf query, Message parsed, ByteBuf answer) {
+            seen++;
+        }
+    }
+}
