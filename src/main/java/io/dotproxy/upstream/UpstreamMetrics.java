@@ -20,6 +20,11 @@ public final class UpstreamMetrics {
         CONNECT,
         /** TLS handshake failed (certificate, name, protocol). */
         TLS,
+        /**
+         * The handshake passed, but no key on the validated certificate path is pinned (RFC 7858
+         * §4.2). Counted apart from {@link #TLS}; the upstream's circuit treats it as one.
+         */
+        PIN,
         /** A connection broke with queries in flight. */
         CLOSED,
         /** An answer too short for a header, or not a response. */
