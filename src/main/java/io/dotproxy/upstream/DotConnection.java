@@ -1,7 +1,6 @@
 package io.dotproxy.upstream;
 
 import io.dotproxy.dns.Header;
-import io.dotproxy.dns.Message;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
@@ -253,7 +252,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         lastReadNanos = System.nanoTime();
         ByteBuf answer = (ByteBuf) msg;
         int start = answer.readerIndex();
-        if (answer.readableBytes() < Header.LENGTH || !Header.isResponse(answer, start)) {
+        if (!AnswerVerdict.isResponse(answer)) {
             metrics.error(UpstreamMetrics.Fault.MALFORMED);
             answer.release();
             return;
@@ -265,10 +264,9 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
             answer.release();
             return;
         }
-        boolean errorWithoutQuestion = Header.qdcount(answer, start) == 0
-                && Header.rcode(Header.flags(answer, start)) != 0; // FORMERR, NOTIMP... may omit it
-        if (!errorWithoutQuestion && !Message.sameQuestion(query.wire, InFlight.ID_OFFSET, query.wire.writerIndex(),
-                answer, start, answer.writerIndex())) {
+        // An error answer may omit the question: over TLS there is no spoofed answer to guard against.
+        if (AnswerVerdict.of(query.wire, InFlight.ID_OFFSET, query.wire.writerIndex(), answer, true)
+                != AnswerVerdict.MATCH) {
             // Not the answer to this query (RFC 5452 §9.1 asks for the question to match, too);
             // the query keeps waiting for the right one until its deadline.
             metrics.error(UpstreamMetrics.Fault.MISMATCH);

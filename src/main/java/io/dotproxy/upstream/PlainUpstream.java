@@ -175,13 +175,11 @@ public final class PlainUpstream implements Upstream {
             public void channelRead(ChannelHandlerContext ctx, Object msg) {
                 ByteBuf answer = msg instanceof DatagramPacket packet ? packet.content() : (ByteBuf) msg;
                 int start = answer.readerIndex();
-                boolean matches = answer.readableBytes() >= Header.LENGTH
-                        && Header.isResponse(answer, start)
-                        && Header.id(answer, start) == Header.id(wire, 0)
-                        && Message.sameQuestion(wire, 0, wire.writerIndex(), answer, start, answer.writerIndex());
+                // Clear text can be spoofed: even an error answer must carry the question.
+                boolean matches = AnswerVerdict.of(wire, 0, wire.writerIndex(), answer, false) == AnswerVerdict.MATCH;
                 if (done || !matches) {
                     if (!done) {
-                        metrics.error(UpstreamMetrics.Fault.MISMATCH);
+                        metrics.error(UpstreamMetrics.Fault.MISMATCH); // malformed ones too: all are dropped alike
                     }
                     answer.release();
                     return;
