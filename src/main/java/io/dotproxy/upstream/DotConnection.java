@@ -1,7 +1,6 @@
 package io.dotproxy.upstream;
 
 import io.dotproxy.dns.Header;
-import io.dotproxy.dns.Message;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
@@ -20,10 +19,12 @@ import io.netty.handler.ssl.SslHandler;
 import io.netty.internal.tcnative.SSL;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.ScheduledFuture;
+import java.security.GeneralSecurityException;
 import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLPeerUnverifiedException;
 import javax.net.ssl.SSLSession;
@@ -72,11 +73,12 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
     /** The longest silence asked of a dead path: as long as a connect may take. */
     private final long deadSilenceNanos;
     private final EventLoop loop;
+    private final TlsClientContext tls;
+    private final Set<String> spkiPins;
 
     private Channel channel;
     private ChannelHandlerContext ctx;
     private SslHandler ssl;
-    private final java.util.Set<String> spkiPins;
     private final long openedAtMillis = System.currentTimeMillis();
     private int inFlight;
     private boolean ready;
@@ -86,8 +88,10 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
     private long lastReadNanos = System.nanoTime();
     private long lastWriteNanos;
 
-    private DotConnection(EventLoop loop, Owner owner, UpstreamMetrics metrics, DotUpstream.Settings settings) {
+    private DotConnection(EventLoop loop, TlsClientContext tls, Owner owner, UpstreamMetrics metrics,
+                          DotUpstream.Settings settings) {
         this.loop = loop;
+        this.tls = tls;
         this.maxInFlight = settings.maxInFlight();
         this.ids = new IdTable<>(maxInFlight);
         this.idleNanos = settings.idleTimeout().toNanos();
@@ -100,7 +104,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
     /** Starts connecting; queries may be sent at once and are written after the handshake. */
     static DotConnection open(EventLoop loop, UpstreamAddress address, TlsClientContext tls,
                               DotUpstream.Settings settings, UpstreamMetrics metrics, Owner owner) {
-        DotConnection connection = new DotConnection(loop, owner, metrics, settings);
+        DotConnection connection = new DotConnection(loop, tls, owner, metrics, settings);
         int timeoutMillis = (int) Math.min(Integer.MAX_VALUE, settings.connectTimeout().toMillis());
         Bootstrap bootstrap = new Bootstrap()
                 .group(loop)
@@ -185,9 +189,9 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         SSLSession session = ssl.engine().getSession();
         try {
             Certificate[] chain = session.getPeerCertificates();
-            if (!SpkiPins.matches(spkiPins, chain)) {
-                shutdown(UpstreamMetrics.Fault.TLS, new SSLPeerUnverifiedException(
-                        "no certificate in the chain matches the configured SPKI pins"));
+            Exception refused = spkiPins.isEmpty() ? null : pinRefusal(chain);
+            if (refused != null) {
+                shutdown(UpstreamMetrics.Fault.PIN, refused); // before any query is written: they wait for ready
                 return;
             }
             if (chain.length > 0 && chain[0] instanceof X509Certificate leaf) {
@@ -216,6 +220,20 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         owner.roomFreed(this); // a newly opened connection takes queries that waited for room
     }
 
+    /**
+     * Why the pins refuse the server, or null when one matches a certificate on the path that
+     * validation builds from {@code chain}, leaf to trust anchor. Not {@code chain} itself: a
+     * server with any valid certificate for the name could append the pinned one to it.
+     */
+    private Exception pinRefusal(Certificate[] chain) {
+        try {
+            return SpkiPins.matches(spkiPins, tls.validatedPath(chain)) ? null : new SSLPeerUnverifiedException(
+                    "no certificate on the validated path matches the configured SPKI pins");
+        } catch (GeneralSecurityException e) {
+            return e; // the handshake validated a path, yet none is found again: refuse rather than guess
+        }
+    }
+
     /** Whether the handshake resumed an earlier session instead of making a new one. */
     private boolean wasResumed(SSLSession session) {
         if (ssl.engine() instanceof ReferenceCountedOpenSslEngine openSsl) {
@@ -234,7 +252,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
         lastReadNanos = System.nanoTime();
         ByteBuf answer = (ByteBuf) msg;
         int start = answer.readerIndex();
-        if (answer.readableBytes() < Header.LENGTH || !Header.isResponse(answer, start)) {
+        if (!AnswerVerdict.isResponse(answer)) {
             metrics.error(UpstreamMetrics.Fault.MALFORMED);
             answer.release();
             return;
@@ -246,10 +264,9 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
             answer.release();
             return;
         }
-        boolean errorWithoutQuestion = Header.qdcount(answer, start) == 0
-                && Header.rcode(Header.flags(answer, start)) != 0; // FORMERR, NOTIMP... may omit it
-        if (!errorWithoutQuestion && !Message.sameQuestion(query.wire, InFlight.ID_OFFSET, query.wire.writerIndex(),
-                answer, start, answer.writerIndex())) {
+        // An error answer may omit the question: over TLS there is no spoofed answer to guard against.
+        if (AnswerVerdict.of(query.wire, InFlight.ID_OFFSET, query.wire.writerIndex(), answer, true)
+                != AnswerVerdict.MATCH) {
             // Not the answer to this query (RFC 5452 §9.1 asks for the question to match, too);
             // the query keeps waiting for the right one until its deadline.
             metrics.error(UpstreamMetrics.Fault.MISMATCH);

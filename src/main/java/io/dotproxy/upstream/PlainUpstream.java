@@ -10,7 +10,9 @@ import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
+import io.netty.channel.FixedRecvByteBufAllocator;
 import io.netty.channel.socket.DatagramChannel;
 import io.netty.channel.socket.DatagramPacket;
 import io.netty.channel.socket.InternetProtocolFamily;
@@ -23,6 +25,7 @@ import java.net.Inet4Address;
 import java.net.InetSocketAddress;
 import java.security.SecureRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 
 /**
  * A plain DNS server (UDP, then TCP when the answer is truncated), for the opt-in fallback only.
@@ -98,7 +101,7 @@ public final class PlainUpstream implements Upstream {
             ChannelFuture connect = new Bootstrap().group(loop)
                     .channelFactory(ChannelTypes.datagram(loop, family))
                     // Netty reads 2 KiB by default and cuts longer datagrams without a trace.
-                    .option(io.netty.channel.ChannelOption.RCVBUF_ALLOCATOR, new io.netty.channel.FixedRecvByteBufAllocator(65535))
+                    .option(ChannelOption.RCVBUF_ALLOCATOR, new FixedRecvByteBufAllocator(65535))
                     .handler(new ChannelInitializer<DatagramChannel>() {
                         @Override
                         protected void initChannel(DatagramChannel ch) {
@@ -125,7 +128,7 @@ public final class PlainUpstream implements Upstream {
         }
 
         /** Makes {@code connect}'s channel the current one and writes the query when it is up. */
-        private void sendOnceConnected(ChannelFuture connect, java.util.function.Supplier<Object> message) {
+        private void sendOnceConnected(ChannelFuture connect, Supplier<Object> message) {
             channel = connect.channel();
             connect.addListener(f -> {
                 if (!f.isSuccess()) {
@@ -175,13 +178,11 @@ public final class PlainUpstream implements Upstream {
             public void channelRead(ChannelHandlerContext ctx, Object msg) {
                 ByteBuf answer = msg instanceof DatagramPacket packet ? packet.content() : (ByteBuf) msg;
                 int start = answer.readerIndex();
-                boolean matches = answer.readableBytes() >= Header.LENGTH
-                        && Header.isResponse(answer, start)
-                        && Header.id(answer, start) == Header.id(wire, 0)
-                        && Message.sameQuestion(wire, 0, wire.writerIndex(), answer, start, answer.writerIndex());
+                // Clear text can be spoofed: even an error answer must carry the question.
+                boolean matches = AnswerVerdict.of(wire, 0, wire.writerIndex(), answer, false) == AnswerVerdict.MATCH;
                 if (done || !matches) {
                     if (!done) {
-                        metrics.error(UpstreamMetrics.Fault.MISMATCH);
+                        metrics.error(UpstreamMetrics.Fault.MISMATCH); // malformed ones too: all are dropped alike
                     }
                     answer.release();
                     return;

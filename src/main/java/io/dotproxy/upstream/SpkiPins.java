@@ -4,22 +4,24 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.security.cert.Certificate;
 import java.util.Base64;
+import java.util.List;
 import java.util.Set;
 
 /**
  * SPKI pin checks (RFC 7858 §4.2, pins as in RFC 7469): the base64 SHA-256 digest of the
  * DER-encoded SubjectPublicKeyInfo of any certificate in the validated chain must be one of the
- * pins; several pins allow for a backup key.
+ * pins; several pins allow for a backup key. The chain is the path validation built
+ * ({@link TlsClientContext#validatedPath}), not the certificates the server sent.
  */
 public final class SpkiPins {
     private SpkiPins() {}
 
-    /** True when there are no pins, or when one certificate of {@code chain} matches one. */
-    static boolean matches(Set<String> pins, Certificate[] chain) {
+    /** True when there are no pins, or when one certificate of the validated {@code path} matches one. */
+    static boolean matches(Set<String> pins, List<? extends Certificate> path) {
         if (pins.isEmpty()) {
             return true;
         }
-        for (Certificate certificate : chain) {
+        for (Certificate certificate : path) {
             if (pins.contains(pin(certificate))) {
                 return true;
             }

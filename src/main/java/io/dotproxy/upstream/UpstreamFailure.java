@@ -1,5 +1,7 @@
 package io.dotproxy.upstream;
 
+import java.util.Locale;
+
 /** Why an upstream gave no answer to a query. Each is counted; the client gets SERVFAIL. */
 public enum UpstreamFailure {
     /** The query's deadline passed before an answer came. */
@@ -10,13 +12,18 @@ public enum UpstreamFailure {
     TLS,
     /** The connection broke while the query was in flight, and it had no resend left. */
     CLOSED,
-    /** The upstream failed recently and is left alone for a short hold-off. */
+    /**
+     * No connection could be had: none was open and the handshake budget was spent, or the
+     * upstream was closed or its event loop shutting down. Also what the group reports when it
+     * made no attempt at all (every upstream down, none to be tried). Our own limit, not the
+     * upstream's health: it does not count against the upstream.
+     */
     UNAVAILABLE,
     /** Too many queries are already in flight to this upstream. */
     OVERLOADED;
 
     /** The metric tag value: the lower-case name. */
     public String tag() {
-        return name().toLowerCase(java.util.Locale.ROOT);
+        return name().toLowerCase(Locale.ROOT);
     }
 }

@@ -5,7 +5,9 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.EnumMap;
+import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -20,6 +22,11 @@ public final class UpstreamMetrics {
         CONNECT,
         /** TLS handshake failed (certificate, name, protocol). */
         TLS,
+        /**
+         * The handshake passed, but no key on the validated certificate path is pinned (RFC 7858
+         * §4.2). Counted apart from {@link #TLS}; the upstream's circuit treats it as one.
+         */
+        PIN,
         /** A connection broke with queries in flight. */
         CLOSED,
         /** An answer too short for a header, or not a response. */
@@ -30,7 +37,7 @@ public final class UpstreamMetrics {
         LATE;
 
         String tag() {
-            return name().toLowerCase(java.util.Locale.ROOT);
+            return name().toLowerCase(Locale.ROOT);
         }
     }
 
@@ -110,7 +117,7 @@ public final class UpstreamMetrics {
         for (UpstreamHealth.State state : UpstreamHealth.State.values()) {
             Gauge.builder("dotproxy.upstream.state", health, h -> h.state() == state ? 1 : 0)
                     .description("Circuit state of the upstream")
-                    .tags("upstream", upstream, "state", state.name().toLowerCase(java.util.Locale.ROOT))
+                    .tags("upstream", upstream, "state", state.name().toLowerCase(Locale.ROOT))
                     .register(registry);
         }
     }
@@ -127,8 +134,8 @@ public final class UpstreamMetrics {
         resumedHandshakes.increment();
     }
 
-    void certificateExpires(java.time.Instant notAfter) {
-        certificateDaysLeft = java.time.Duration.between(java.time.Instant.now(), notAfter).toHours() / 24.0;
+    void certificateExpires(Instant notAfter) {
+        certificateDaysLeft = Duration.between(Instant.now(), notAfter).toHours() / 24.0;
     }
 
     void sent() {

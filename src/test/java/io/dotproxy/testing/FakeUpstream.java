@@ -22,7 +22,9 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
+import java.security.cert.X509Certificate;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -76,9 +78,15 @@ public final class FakeUpstream implements AutoCloseable {
 
     private final List<Integer> frameLengths = new CopyOnWriteArrayList<>();
 
-    private FakeUpstream(TestCa.Issued certificate, Behaviour behaviour, int port) throws IOException {
+    private FakeUpstream(TestCa.Issued certificate, List<X509Certificate> chainTail, Behaviour behaviour, int port)
+            throws IOException {
         this.behaviour = behaviour;
-        SslContext ssl = SslContextBuilder.forServer(certificate.key(), certificate.certificate())
+        List<X509Certificate> chain = new ArrayList<>();
+        chain.add(certificate.certificate());
+        chain.addAll(chainTail);
+        SslContext ssl = SslContextBuilder.forServer(certificate.key(), chain.toArray(X509Certificate[]::new))
+                // JKS stores any chain; PKCS#12, the default, refuses one whose names do not link up.
+                .keyStoreType("JKS")
                 .protocols("TLSv1.3", "TLSv1.2").build();
         server = new ServerBootstrap()
                 .group(group)
@@ -107,10 +115,22 @@ public final class FakeUpstream implements AutoCloseable {
         return start(certificate, behaviour, 0);
     }
 
+    /**
+     * Starts a resolver that presents {@code chainTail} after its own certificate, in that order:
+     * intermediates, or whatever a hostile server chooses to send along.
+     */
+    public static FakeUpstream start(TestCa.Issued certificate, List<X509Certificate> chainTail, Behaviour behaviour) {
+        try {
+            return new FakeUpstream(certificate, chainTail, behaviour, 0);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     /** Starts on a given loopback port, e.g. to bring a stopped resolver back where it was. */
     public static FakeUpstream start(TestCa.Issued certificate, Behaviour behaviour, int port) {
         try {
-            return new FakeUpstream(certificate, behaviour, port);
+            return new FakeUpstream(certificate, List.of(), behaviour, port);
         } catch (IOException e) {
             throw new IllegalStateException(e);
         }

@@ -32,7 +32,10 @@ import org.bouncycastle.openssl.jcajce.JcaPKCS8Generator;
 import org.bouncycastle.operator.OperatorCreationException;
 import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
 
-/** A throw-away certificate authority made at test time, issuing resolver certificates. */
+/**
+ * A throw-away certificate authority made at test time, issuing resolver certificates and, for
+ * chains longer than one, intermediate CAs.
+ */
 public final class TestCa {
     /** A key and the certificate the CA issued for it. */
     public record Issued(PrivateKey key, X509Certificate certificate) {
@@ -49,28 +52,51 @@ public final class TestCa {
 
     private static final AtomicLong SERIAL = new AtomicLong(System.currentTimeMillis());
 
+    private final X500Name name;
     private final KeyPair caKey;
     private final X509Certificate caCertificate;
 
-    private TestCa(KeyPair caKey, X509Certificate caCertificate) {
+    private TestCa(X500Name name, KeyPair caKey, X509Certificate caCertificate) {
+        this.name = name;
         this.caKey = caKey;
         this.caCertificate = caCertificate;
     }
 
     public static TestCa create() {
+        return create("dot-proxy test CA");
+    }
+
+    /** A self-signed root CA named {@code CN=commonName}. */
+    public static TestCa create(String commonName) {
         try {
             KeyPair key = newKey();
-            X500Name name = new X500Name("CN=dot-proxy test CA");
-            Instant now = Instant.now();
-            X509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(name,
-                    BigInteger.valueOf(SERIAL.incrementAndGet()), Date.from(now.minus(Duration.ofHours(1))),
-                    Date.from(now.plus(Duration.ofDays(2))), name, key.getPublic());
-            builder.addExtension(Extension.basicConstraints, true, new BasicConstraints(true));
-            builder.addExtension(Extension.keyUsage, true, new KeyUsage(KeyUsage.keyCertSign | KeyUsage.cRLSign));
-            return new TestCa(key, sign(builder, key.getPrivate()));
+            X500Name name = new X500Name("CN=" + commonName);
+            return new TestCa(name, key, caCertificate(name, key, name, key.getPrivate()));
         } catch (GeneralSecurityException | IOException | OperatorCreationException e) {
             throw new IllegalStateException(e);
         }
+    }
+
+    /** An intermediate CA named {@code CN=commonName}, signed by this one. */
+    public TestCa intermediate(String commonName) {
+        try {
+            KeyPair key = newKey();
+            X500Name subject = new X500Name("CN=" + commonName);
+            return new TestCa(subject, key, caCertificate(subject, key, name, caKey.getPrivate()));
+        } catch (GeneralSecurityException | IOException | OperatorCreationException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static X509Certificate caCertificate(X500Name subject, KeyPair key, X500Name issuer, PrivateKey signer)
+            throws GeneralSecurityException, IOException, OperatorCreationException {
+        Instant now = Instant.now();
+        X509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(issuer,
+                BigInteger.valueOf(SERIAL.incrementAndGet()), Date.from(now.minus(Duration.ofHours(1))),
+                Date.from(now.plus(Duration.ofDays(2))), subject, key.getPublic());
+        builder.addExtension(Extension.basicConstraints, true, new BasicConstraints(true));
+        builder.addExtension(Extension.keyUsage, true, new KeyUsage(KeyUsage.keyCertSign | KeyUsage.cRLSign));
+        return sign(builder, signer);
     }
 
     public X509Certificate certificate() {
@@ -95,7 +121,7 @@ public final class TestCa {
             KeyPair key = newKey();
             String cn = dnsNames.isEmpty() ? ipAddresses.get(0) : dnsNames.get(0);
             JcaX509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(
-                    new X500Name("CN=dot-proxy test CA"), BigInteger.valueOf(SERIAL.incrementAndGet()),
+                    name, BigInteger.valueOf(SERIAL.incrementAndGet()),
                     Date.from(notBefore), Date.from(notAfter), new X500Name("CN=" + cn), key.getPublic());
             List<GeneralName> names = new ArrayList<>();
             dnsNames.forEach(n -> names.add(new GeneralName(GeneralName.dNSName, n)));
