@@ -1,6 +1,7 @@
 package io.dotproxy.server;
 
 import io.dotproxy.net.Transport;
+import io.dotproxy.dns.ExtendedError;
 import io.dotproxy.dns.Header;
 import io.dotproxy.dns.Message;
 import io.dotproxy.dns.Rcode;
@@ -64,12 +65,14 @@ public final class QueryPipeline {
             return;
         }
         if (parsed.opcode() != Header.OPCODE_QUERY) {
-            reply(exchange, Replies.error(exchange.alloc(), query, parsed, Rcode.NOTIMP), ServerMetrics.ErrorReason.OPCODE);
+            reply(exchange, Replies.error(exchange.alloc(), query, parsed, Rcode.NOTIMP, ExtendedError.NOT_SUPPORTED, null),
+                    ServerMetrics.ErrorReason.OPCODE);
             query.release();
             return;
         }
         if (parsed.questionCount() != 1) { // RFC 9619: a query has exactly one question
-            reply(exchange, Replies.error(exchange.alloc(), query, parsed, Rcode.FORMERR), ServerMetrics.ErrorReason.MALFORMED);
+            reply(exchange, Replies.error(exchange.alloc(), query, parsed, Rcode.FORMERR, ExtendedError.OTHER, "not one question"),
+                    ServerMetrics.ErrorReason.MALFORMED);
             query.release();
             return;
         }
@@ -86,7 +89,8 @@ public final class QueryPipeline {
                     answer = Truncation.fit(exchange.alloc(), answer, limit);
                     metrics.truncated();
                 } catch (WireFormatException e) {
-                    answer = Replies.error(exchange.alloc(), query, exchange.parsed(), Rcode.SERVFAIL);
+                    answer = Replies.error(exchange.alloc(), query, exchange.parsed(), Rcode.SERVFAIL,
+                            ExtendedError.NETWORK_ERROR, null);
                     metrics.error(exchange.transport(), ServerMetrics.ErrorReason.UNTRUNCATABLE);
                 }
             }
@@ -98,7 +102,8 @@ public final class QueryPipeline {
 
     void failed(Exchange exchange, UpstreamFailure failure) {
         ByteBuf query = exchange.query();
-        ByteBuf answer = Replies.error(exchange.alloc(), query, exchange.parsed(), Rcode.SERVFAIL);
+        ByteBuf answer = Replies.error(exchange.alloc(), query, exchange.parsed(), Rcode.SERVFAIL,
+                ExtendedError.NO_REACHABLE_AUTHORITY, null);
         query.release();
         reply(exchange, answer, ServerMetrics.ErrorReason.UPSTREAM);
     }
