@@ -6,7 +6,8 @@ import io.netty.buffer.ByteBufUtil;
 
 /**
  * Builds the answers the proxy gives on its own: SERVFAIL, REFUSED, NOTIMP and FORMERR, with an
- * Extended DNS Error (RFC 8914) for clients that speak EDNS.
+ * Extended DNS Error (RFC 8914) for clients that speak EDNS. {@link Truncation} builds its TC=1
+ * answers with the same code.
  *
  * <p>The header flags of an error answer, for every opcode: QR set, the query's opcode, the low
  * four bits of the rcode, AA, TC, AD and Z clear; for opcode QUERY also the query's RD and CD, and
@@ -90,7 +91,7 @@ public final class Replies {
     }
 
     /**
-     * An answer without records, the shape of error answers: a header with
+     * An answer without records, the shape of both error and truncated answers: a header with
      * {@code source}'s ID and {@code flags}, {@code source}'s first question copied as it is, and,
      * only when {@code source} has an OPT record, an OPT record with our payload size and
      * {@code optTtl} (extended rcode, version, DO and the other EDNS flags) that holds one EDE option
