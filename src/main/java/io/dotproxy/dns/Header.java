@@ -19,6 +19,8 @@ public final class Header {
     public static final int FLAG_RA = 0x0080;
     public static final int FLAG_AD = 0x0020;
     public static final int FLAG_CD = 0x0010;
+    /** The four opcode bits of the flags word. */
+    public static final int OPCODE_MASK = 0x7800;
     public static final int OPCODE_QUERY = 0;
 
     private static final int FLAGS = 2;
@@ -50,7 +52,7 @@ public final class Header {
     }
 
     public static int opcode(int flags) {
-        return (flags >>> 11) & 0xF;
+        return (flags & OPCODE_MASK) >>> 11;
     }
 
     /** The low four bits of the response code; EDNS extends them with the OPT record's TTL. */

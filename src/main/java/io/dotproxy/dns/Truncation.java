@@ -26,19 +26,9 @@ public final class Truncation {
         }
         try {
             Message parsed = Message.parse(answer);
-            int start = parsed.start();
-            int questionLength = parsed.questionEnd() - parsed.questionStart();
-            ByteBuf out = alloc.buffer(Header.LENGTH + questionLength + 11);
-            Header.write(out, Header.id(answer, start), parsed.flags() | Header.FLAG_TC,
-                    parsed.questionCount() > 0 ? 1 : 0, 0, 0, parsed.hasOpt() ? 1 : 0);
-            out.writeBytes(answer, parsed.questionStart(), questionLength);
-            if (parsed.hasOpt()) {
-                // Keep the extended rcode, version and DO bit; drop options, which may be large.
-                int optFixed = parsed.optStart() + 1;
-                out.writeByte(0).writeShort(RrType.OPT).writeShort(Replies.EDNS_PAYLOAD)
-                        .writeInt(answer.getInt(optFixed + 4)).writeShort(0);
-            }
-            return out;
+            // Keep the answer's flags, extended rcode, version and DO bit; drop options, which may be large.
+            int optTtl = parsed.hasOpt() ? answer.getInt(parsed.optStart() + 5) : 0; // past owner, type, class
+            return Replies.withoutRecords(alloc, answer, parsed, parsed.flags() | Header.FLAG_TC, optTtl, null, null);
         } finally {
             answer.release();
         }

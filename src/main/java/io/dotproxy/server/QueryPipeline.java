@@ -1,6 +1,7 @@
 package io.dotproxy.server;
 
 import io.dotproxy.cache.LocalAnswers;
+import io.dotproxy.dns.ExtendedError;
 import io.dotproxy.dns.Header;
 import io.dotproxy.dns.Message;
 import io.dotproxy.dns.Rcode;
@@ -68,7 +69,7 @@ public final class QueryPipeline {
             return;
         }
         if (verdict == Admission.Verdict.REFUSE) {
-            reply(exchange, Rcode.REFUSED, ServerMetrics.ErrorReason.REFUSED);
+            reply(exchange, Rcode.REFUSED, ServerMetrics.ErrorReason.REFUSED, ExtendedError.PROHIBITED, null);
         } else if (!answerLocally(exchange)) {
             forward(exchange);
         }
@@ -109,11 +110,11 @@ public final class QueryPipeline {
         }
         exchange.parsed(parsed);
         if (parsed.opcode() != Header.OPCODE_QUERY) {
-            reply(exchange, Rcode.NOTIMP, ServerMetrics.ErrorReason.OPCODE);
+            reply(exchange, Rcode.NOTIMP, ServerMetrics.ErrorReason.OPCODE, ExtendedError.NOT_SUPPORTED, "only QUERY");
             return false;
         }
         if (parsed.questionCount() != 1) {
-            reply(exchange, Rcode.FORMERR, ServerMetrics.ErrorReason.MALFORMED);
+            reply(exchange, Rcode.FORMERR, ServerMetrics.ErrorReason.MALFORMED, ExtendedError.OTHER, "not one question");
             return false;
         }
         return true;
@@ -141,7 +142,16 @@ public final class QueryPipeline {
     }
 
     void failed(Exchange exchange, UpstreamFailure failure) {
-        reply(exchange, Rcode.SERVFAIL, ServerMetrics.ErrorReason.UPSTREAM);
+        reply(exchange, Rcode.SERVFAIL, ServerMetrics.ErrorReason.UPSTREAM, extendedError(failure), failure.description());
+    }
+
+    /** Why no upstream answered, as RFC 8914 names it: not reached (22), or broken on the way (23). */
+    private static ExtendedError extendedError(UpstreamFailure failure) {
+        return switch (failure) {
+            case TIMEOUT, CONNECT, UNAVAILABLE -> ExtendedError.NO_REACHABLE_AUTHORITY;
+            case TLS, CLOSED -> ExtendedError.NETWORK_ERROR;
+            case OVERLOADED -> ExtendedError.OTHER; // our own limit, said in the text
+        };
     }
 
     /** Fits an answer to a UDP client's size (RFC 1035 §4.2.1, RFC 6891 §6.2.5), counts it and sends it. */
@@ -153,7 +163,8 @@ public final class QueryPipeline {
                     answer = Truncation.fit(exchange.alloc(), answer, limit);
                     metrics.truncated();
                 } catch (WireFormatException e) {
-                    reply(exchange, Rcode.SERVFAIL, ServerMetrics.ErrorReason.UNTRUNCATABLE);
+                    reply(exchange, Rcode.SERVFAIL, ServerMetrics.ErrorReason.UNTRUNCATABLE, ExtendedError.OTHER,
+                            "answer too long for UDP and not parseable to truncate");
                     return;
                 }
             }
@@ -162,9 +173,13 @@ public final class QueryPipeline {
         exchange.complete(answer);
     }
 
-    /** Answers with an error of the proxy's own to a query that parsed. */
-    private void reply(Exchange exchange, int rcode, ServerMetrics.ErrorReason reason) {
-        reply(exchange, Replies.error(exchange.alloc(), exchange.query(), exchange.parsed(), rcode), reason);
+    /**
+     * Answers with an error of the proxy's own to a query that parsed, with an Extended DNS Error
+     * (RFC 8914) for a client that speaks EDNS; counted by reason and by EDE code either way.
+     */
+    private void reply(Exchange exchange, int rcode, ServerMetrics.ErrorReason reason, ExtendedError ede, String text) {
+        metrics.extendedError(ede);
+        reply(exchange, Replies.error(exchange.alloc(), exchange.query(), exchange.parsed(), rcode, ede, text), reason);
     }
 
     private void reply(Exchange exchange, ByteBuf answer, ServerMetrics.ErrorReason reason) {

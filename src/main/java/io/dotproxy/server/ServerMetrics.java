@@ -1,6 +1,7 @@
 package io.dotproxy.server;
 
 import io.dotproxy.net.Transport;
+import io.dotproxy.dns.ExtendedError;
 import io.dotproxy.dns.Rcode;
 import io.dotproxy.metrics.Tally;
 import io.micrometer.core.instrument.Gauge;
@@ -42,6 +43,7 @@ public final class ServerMetrics {
     private final EnumMap<Transport, Tally[]> responses = new EnumMap<>(Transport.class);
     private final EnumMap<Transport, EnumMap<Drop, Tally>> drops = new EnumMap<>(Transport.class);
     private final EnumMap<Transport, EnumMap<ErrorReason, Tally>> errors = new EnumMap<>(Transport.class);
+    private final EnumMap<ExtendedError, Tally> extendedErrors = new EnumMap<>(ExtendedError.class);
     private final Tally truncated;
     private final Tally rejectedConnections;
     private final AtomicInteger openConnections = new AtomicInteger();
@@ -70,6 +72,11 @@ public final class ServerMetrics {
                         "Error answers made by the proxy itself, by reason", "proto", proto, "result", tag(error)));
             }
             errors.put(transport, errorCounters);
+        }
+        for (ExtendedError ede : ExtendedError.values()) {
+            extendedErrors.put(ede, Tally.register(registry, "dotproxy.server.extended.errors",
+                    "Error answers made by the proxy itself, by the Extended DNS Error code (RFC 8914) of their reason",
+                    "result", ede.tag()));
         }
         truncated = Tally.register(registry, "dotproxy.server.truncated",
                 "UDP answers cut to the client's payload size with TC=1", "proto", Transport.UDP.tag());
@@ -111,6 +118,10 @@ public final class ServerMetrics {
 
     void error(Transport transport, ErrorReason error) {
         errors.get(transport).get(error).increment();
+    }
+
+    void extendedError(ExtendedError ede) {
+        extendedErrors.get(ede).increment();
     }
 
     void truncated() {

@@ -1,6 +1,7 @@
 package io.dotproxy.dns;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -11,6 +12,7 @@ import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
 import org.junit.jupiter.api.Test;
 import org.xbill.DNS.DClass;
+import org.xbill.DNS.ExtendedErrorCodeOption;
 import org.xbill.DNS.ExtendedFlags;
 import org.xbill.DNS.Flags;
 import org.xbill.DNS.Name;
@@ -61,6 +63,50 @@ class TruncationTest {
         assertEquals(Replies.EDNS_PAYLOAD, parsed.getOPT().getPayloadSize());
         assertTrue((parsed.getOPT().getFlags() & ExtendedFlags.DO) != 0, "DO bit kept");
         cut.release();
+    }
+
+    @Test
+    void cutAnswerKeepsEveryFlagTheExtendedRcodeVersionAndDoButNoOption() throws Exception {
+        int badCookie = 23; // RFC 7873 §8: an extended rcode, so its upper bits live in the OPT record
+        org.xbill.DNS.Message original = bigAnswer(false);
+        for (int flag : new int[] {Flags.AA, Flags.AD, Flags.CD}) {
+            original.getHeader().setFlag(flag);
+        }
+        original.getHeader().setRcode(badCookie & 0xF);
+        original.addRecord(new OPTRecord(4096, badCookie >>> 4, 1, ExtendedFlags.DO,
+                        new ExtendedErrorCodeOption(ExtendedErrorCodeOption.STALE_ANSWER, "x".repeat(300))),
+                Section.ADDITIONAL);
+        ByteBuf answer = Unpooled.wrappedBuffer(original.toWire());
+
+        ByteBuf out = Truncation.fit(ByteBufAllocator.DEFAULT, answer, 512);
+
+        org.xbill.DNS.Message cut = new org.xbill.DNS.Message(ByteBufUtil.getBytes(out));
+        out.release();
+
+        for (int flag : new int[] {Flags.QR, Flags.AA, Flags.TC, Flags.RD, Flags.RA, Flags.AD, Flags.CD}) {
+            assertTrue(cut.getHeader().getFlag(flag), Flags.string(flag));
+        }
+        assertEquals(badCookie, cut.getRcode());
+        assertEquals(1, cut.getOPT().getVersion());
+        assertTrue((cut.getOPT().getFlags() & ExtendedFlags.DO) != 0);
+        assertEquals(Replies.EDNS_PAYLOAD, cut.getOPT().getPayloadSize());
+        assertTrue(cut.getOPT().getOptions().isEmpty(), "options dropped, EDE included (RFC 8914 §3)");
+        assertEquals(original.getQuestion(), cut.getQuestion());
+    }
+
+    @Test
+    void cutAnswerWithoutEdnsHasNoOpt() throws Exception {
+        org.xbill.DNS.Message original = bigAnswer(false);
+        ByteBuf answer = Unpooled.wrappedBuffer(original.toWire());
+
+        ByteBuf out = Truncation.fit(ByteBufAllocator.DEFAULT, answer, 512);
+
+        org.xbill.DNS.Message cut = new org.xbill.DNS.Message(ByteBufUtil.getBytes(out));
+        out.release();
+        assertTrue(cut.getHeader().getFlag(Flags.TC));
+        assertNull(cut.getOPT());
+        assertEquals(0, cut.getHeader().getCount(Section.ADDITIONAL));
+        assertEquals(original.getQuestion(), cut.getQuestion());
     }
 
     @Test

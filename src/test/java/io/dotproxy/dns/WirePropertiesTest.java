@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;
+import java.nio.charset.StandardCharsets;
 import java.util.List;
 import net.jqwik.api.Arbitraries;
 import net.jqwik.api.Arbitrary;
@@ -15,6 +16,7 @@ import net.jqwik.api.Provide;
 import net.jqwik.api.constraints.IntRange;
 import net.jqwik.api.constraints.Size;
 import org.xbill.DNS.DClass;
+import org.xbill.DNS.ExtendedErrorCodeOption;
 import org.xbill.DNS.Name;
 import org.xbill.DNS.OPTRecord;
 import org.xbill.DNS.Record;
@@ -25,7 +27,7 @@ import org.xbill.DNS.Type;
 /**
  * Hostile input, generated: whatever the octets, the wire code either reads a message whose
  * indexes stay inside it or says {@link WireFormatException}; nothing else is ever thrown, and
- * what it writes (truncated answers, padded queries) is itself well-formed.
+ * what it writes (truncated answers, error answers, padded queries) is itself well-formed.
  */
 class WirePropertiesTest {
 
@@ -70,6 +72,30 @@ class WirePropertiesTest {
             assertEquals(0, out.readableBytes() % Padding.QUERY_BLOCK);
         }
         new org.xbill.DNS.Message(io.netty.buffer.ByteBufUtil.getBytes(out)); // dnsjava agrees
+    }
+
+    @Property(tries = 1000)
+    void errorAnswersParseAndFit512Octets(@ForAll("realMessages") byte[] query,
+                                          @ForAll @IntRange(max = 0x7FFF) int flags,
+                                          @ForAll ExtendedError ede,
+                                          @ForAll String text) throws Exception {
+        ByteBuf in = Unpooled.wrappedBuffer(query);
+        in.setShort(2, flags); // QR clear, any opcode and other bits
+        Message parsed = Message.parse(in);
+        ByteBuf out = Replies.error(ByteBufAllocator.DEFAULT, in, parsed, Rcode.SERVFAIL, ede, text);
+        try {
+            assertTrue(out.readableBytes() <= Message.MIN_UDP_PAYLOAD);
+            org.xbill.DNS.Message answer = new org.xbill.DNS.Message(io.netty.buffer.ByteBufUtil.getBytes(out));
+            assertEquals(org.xbill.DNS.Rcode.SERVFAIL, answer.getRcode());
+            if (parsed.hasOpt()) {
+                ExtendedErrorCodeOption option = (ExtendedErrorCodeOption) answer.getOPT().getOptions().get(0);
+                assertEquals(ede.code(), option.getErrorCode());
+                String got = option.getText() == null ? "" : option.getText();
+                assertTrue(got.getBytes(StandardCharsets.UTF_8).length <= Replies.MAX_EXTRA_TEXT);
+            }
+        } finally {
+            out.release();
+        }
     }
 
     private static void checkParse(byte[] octets) {

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.dotproxy.cache.LocalAnswers;
+import io.dotproxy.dns.ExtendedError;
 import io.dotproxy.dns.Message;
 import io.dotproxy.guard.Admission;
 import io.dotproxy.net.Transport;
@@ -29,9 +30,12 @@ import java.util.HexFormat;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.xbill.DNS.ARecord;
 import org.xbill.DNS.DClass;
+import org.xbill.DNS.EDNSOption;
+import org.xbill.DNS.ExtendedErrorCodeOption;
 import org.xbill.DNS.Flags;
 import org.xbill.DNS.Name;
 import org.xbill.DNS.Rcode;
@@ -225,6 +229,50 @@ class QueryPipelineTest {
         assertEquals(0, local.seen, "a failure is nothing to remember");
         assertEquals(1, count("dotproxy.server.errors", "proto", "udp", "result", "upstream"));
         assertCompleted(pipeline, exchange);
+    }
+
+    @ParameterizedTest
+    @CsvSource({
+        "TIMEOUT,     22", // No Reachable Authority
+        "CONNECT,     22",
+        "UNAVAILABLE, 22",
+        "TLS,         23", // Network Error
+        "CLOSED,      23",
+        "OVERLOADED,  0",  // Other: our own limit, said in the text
+    })
+    void upstreamFailureCarriesAnExtendedDnsErrorForAnEdnsClientAndIsCountedByCode(UpstreamFailure failure, int code)
+            throws IOException {
+        QueryPipeline pipeline = pipeline(Admission.ADMIT_ALL);
+        TestExchange edns = new TestExchange(Transport.UDP);
+        pipeline.handle(wire(DnsClient.query("failing.example.", org.xbill.DNS.Type.A, 1232)), edns);
+        upstream.calls.get(0).callback.onFailure(failure);
+
+        org.xbill.DNS.Message answer = read(edns.sent);
+        assertEquals(Rcode.SERVFAIL, answer.getRcode());
+        ExtendedErrorCodeOption ede = (ExtendedErrorCodeOption) answer.getOPT()
+                .getOptions(EDNSOption.Code.EDNS_EXTENDED_ERROR).get(0);
+        assertEquals(code, ede.getErrorCode());
+        assertEquals(failure.description(), ede.getText());
+        String tag = ExtendedError.values()[code].tag();
+        assertEquals(1, count("dotproxy.server.extended.errors", "result", tag));
+
+        TestExchange plain = new TestExchange(Transport.UDP);
+        pipeline.handle(wire(DnsClient.query("failing.example.")), plain);
+        upstream.calls.get(1).callback.onFailure(failure);
+        assertNull(read(plain.sent).getOPT(), "no EDNS in the query, none in the answer");
+        assertEquals(2, count("dotproxy.server.extended.errors", "result", tag), "counted by its reason either way");
+    }
+
+    @Test
+    void refusalCarriesProhibitedForAnEdnsClient() throws IOException {
+        QueryPipeline pipeline = pipeline((client, via) -> Admission.Verdict.REFUSE);
+        TestExchange exchange = new TestExchange(Transport.TCP);
+        pipeline.handle(wire(DnsClient.query("refused.example.", org.xbill.DNS.Type.A, 1232)), exchange);
+        org.xbill.DNS.Message answer = read(exchange.sent);
+        assertEquals(Rcode.REFUSED, answer.getRcode());
+        assertEquals(18, ((ExtendedErrorCodeOption) answer.getOPT().getOptions(EDNSOption.Code.EDNS_EXTENDED_ERROR).get(0))
+                .getErrorCode());
+        assertEquals(1, count("dotproxy.server.extended.errors", "result", "prohibited"));
     }
 
     @Test
