@@ -117,7 +117,10 @@ public interface ProxyConfig {
         @WithDefault("2")
         int poolSize();
 
-        /** Queries in flight on one upstream connection at most; more go to another connection or upstream. */
+        /**
+         * Queries in flight on one upstream connection at most (1 to 65535: one message ID each); when
+         * every connection of the pool is full, more wait in a bounded queue until their deadline.
+         */
         @WithDefault("100")
         int maxInFlight();
 

@@ -5,6 +5,7 @@ import io.dotproxy.guard.Admission;
 import io.dotproxy.server.ProxyServer;
 import io.dotproxy.server.QueryPipeline;
 import io.dotproxy.server.ServerMetrics;
+import io.dotproxy.upstream.DotResolver;
 import io.dotproxy.upstream.GroupMetrics;
 import io.dotproxy.upstream.Member;
 import io.dotproxy.upstream.Policy;
@@ -65,9 +66,8 @@ public final class ProxyRuntime {
         }
         GroupMetrics groupMetrics = new GroupMetrics(registry);
         List<Member> members = new ArrayList<>();
-        for (ProxySettings.Dot dot : upstreams.dot()) {
-            members.add(Member.dot(dot.address(), tls, loop, upstreams.connections().withSpkiPins(dot.spkiPins()),
-                    upstreams.probing(), registry));
+        for (DotResolver resolver : upstreams.dot()) {
+            members.add(Member.dot(resolver, tls, loop, upstreams.connections(), upstreams.probing(), registry));
         }
         UpstreamGroup fallback = null;
         if (!upstreams.fallback().isEmpty()) {
@@ -100,7 +100,7 @@ public final class ProxyRuntime {
         }
         server.start();
         LOG.infof("Forwarding over DNS-over-TLS (%s) to %s (policy %s)", tlsProvider,
-                settings.upstreams().dot().stream().map(dot -> dot.address().toString()).toList(),
+                settings.upstreams().dot(),
                 settings.upstreams().policy());
     }
 

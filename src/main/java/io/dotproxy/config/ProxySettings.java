@@ -2,15 +2,14 @@ package io.dotproxy.config;
 
 import io.dotproxy.server.ProxyServer;
 import io.dotproxy.server.QueryPipeline;
+import io.dotproxy.upstream.DotResolver;
 import io.dotproxy.upstream.DotUpstream;
 import io.dotproxy.upstream.Member;
-import io.dotproxy.upstream.UpstreamAddress;
 import io.dotproxy.upstream.UpstreamGroup;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
-import java.util.Set;
 
 /**
  * Every setting of the proxy as one immutable value, already checked: {@link SettingsReader} builds
@@ -34,24 +33,11 @@ public record ProxySettings(ProxyServer.Settings listen, QueryPipeline.Settings 
      * @param group retries, hedging and what to do when every resolver is down
      * @param probing how a resolver whose circuit is open is probed
      */
-    public record Upstreams(List<Dot> dot, String policy, List<InetSocketAddress> fallback, Optional<Path> caFile,
+    public record Upstreams(List<DotResolver> dot, String policy, List<InetSocketAddress> fallback, Optional<Path> caFile,
                             DotUpstream.Settings connections, UpstreamGroup.Settings group, Member.Probing probing) {
         public Upstreams {
             dot = List.copyOf(dot);
             fallback = List.copyOf(fallback);
-        }
-    }
-
-    /**
-     * One DoT resolver.
-     *
-     * @param address where it is and the name its certificate must carry
-     * @param spkiPins base64 SHA-256 digests of public keys, one of which its validated chain must
-     *     hold (RFC 7858 §4.2); empty: no pinning
-     */
-    public record Dot(UpstreamAddress address, Set<String> spkiPins) {
-        public Dot {
-            spkiPins = Set.copyOf(spkiPins);
         }
     }
 }

@@ -2,6 +2,7 @@ package io.dotproxy.config;
 
 import io.dotproxy.server.ProxyServer;
 import io.dotproxy.server.QueryPipeline;
+import io.dotproxy.upstream.DotResolver;
 import io.dotproxy.upstream.DotUpstream;
 import io.dotproxy.upstream.Member;
 import io.dotproxy.upstream.Policy;
@@ -59,9 +60,9 @@ final class SettingsReader {
     private static ProxySettings.Upstreams upstreams(ProxyConfig config, Optional<String> dotHost) {
         ProxyConfig.Upstream tuning = config.upstream();
         Map<String, Set<String>> pins = spkiPins(tuning.spkiPins().orElse(List.of()));
-        List<ProxySettings.Dot> dot = new ArrayList<>();
+        List<DotResolver> dot = new ArrayList<>();
         for (UpstreamAddress address : upstreams(config.upstreams(), dotHost)) {
-            dot.add(new ProxySettings.Dot(address, pins.getOrDefault(address.tlsName().toLowerCase(Locale.ROOT), Set.of())));
+            dot.add(new DotResolver(address, pins.getOrDefault(address.tlsName().toLowerCase(Locale.ROOT), Set.of())));
         }
         Duration attemptTimeout = positive("dotproxy.upstream.attempt-timeout", tuning.attemptTimeout(),
                 Duration.ofMillis(10), Duration.ofSeconds(60));
@@ -71,8 +72,7 @@ final class SettingsReader {
                 range("dotproxy.upstream.max-in-flight", tuning.maxInFlight(), 1, 65535),
                 range("dotproxy.upstream.pool-size", tuning.poolSize(), 1, 64),
                 handshakeRate(tuning.handshakesPerSecond()),
-                range("dotproxy.upstream.handshake-burst", tuning.handshakeBurst(), 1, 1000),
-                Set.of());
+                range("dotproxy.upstream.handshake-burst", tuning.handshakeBurst(), 1, 1000));
         Set<String> retryOn = retryOn(config.retryOn());
         UpstreamGroup.Settings group = new UpstreamGroup.Settings(attemptTimeout,
                 retryOn.contains("servfail"), retryOn.contains("refused"),

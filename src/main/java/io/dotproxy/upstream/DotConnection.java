@@ -88,23 +88,23 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
     private long lastReadNanos = System.nanoTime();
     private long lastWriteNanos;
 
-    private DotConnection(EventLoop loop, TlsClientContext tls, Owner owner, UpstreamMetrics metrics,
-                          DotUpstream.Settings settings) {
+    private DotConnection(EventLoop loop, DotResolver resolver, TlsClientContext tls, Owner owner,
+                          UpstreamMetrics metrics, DotUpstream.Settings settings) {
         this.loop = loop;
         this.tls = tls;
         this.maxInFlight = settings.maxInFlight();
         this.ids = new IdTable<>(maxInFlight);
         this.idleNanos = settings.idleTimeout().toNanos();
         this.deadSilenceNanos = settings.connectTimeout().toNanos();
-        this.spkiPins = settings.spkiPins();
+        this.spkiPins = resolver.spkiPins();
         this.owner = owner;
         this.metrics = metrics;
     }
 
     /** Starts connecting; queries may be sent at once and are written after the handshake. */
-    static DotConnection open(EventLoop loop, UpstreamAddress address, TlsClientContext tls,
+    static DotConnection open(EventLoop loop, DotResolver resolver, TlsClientContext tls,
                               DotUpstream.Settings settings, UpstreamMetrics metrics, Owner owner) {
-        DotConnection connection = new DotConnection(loop, tls, owner, metrics, settings);
+        DotConnection connection = new DotConnection(loop, resolver, tls, owner, metrics, settings);
         int timeoutMillis = (int) Math.min(Integer.MAX_VALUE, settings.connectTimeout().toMillis());
         Bootstrap bootstrap = new Bootstrap()
                 .group(loop)
@@ -115,7 +115,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
                 .handler(new ChannelInitializer<SocketChannel>() {
                     @Override
                     protected void initChannel(SocketChannel ch) {
-                        SslHandler ssl = tls.newHandler(ch.alloc(), address);
+                        SslHandler ssl = tls.newHandler(ch.alloc(), resolver.address());
                         ssl.setHandshakeTimeoutMillis(timeoutMillis);
                         connection.ssl = ssl;
                         ssl.handshakeFuture().addListener(connection::handshakeDone);
@@ -130,7 +130,7 @@ final class DotConnection extends ChannelInboundHandlerAdapter {
                                 connection);
                     }
                 });
-        ChannelFuture connect = bootstrap.connect(address.socketAddress());
+        ChannelFuture connect = bootstrap.connect(resolver.address().socketAddress());
         connection.channel = connect.channel();
         connect.addListener(f -> {
             if (!f.isSuccess()) {

@@ -7,8 +7,10 @@ import io.netty.buffer.ByteBuf;
 import io.netty.channel.EventLoop;
 import java.time.Duration;
 import java.util.List;
-import java.util.Set;
 import org.jboss.logging.Logger;
+import java.util.ArrayDeque;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
 
 /**
  * One DNS-over-TLS resolver (RFC 7858), reached over a small pool of persistent, pipelined
@@ -40,26 +42,15 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
      * @param poolSize connections open at most
      * @param handshakesPerSecond sustained rate of new connections
      * @param handshakeBurst new connections allowed at once before the rate applies
-     * @param spkiPins base64 SHA-256 digests of SubjectPublicKeyInfo; one must match a certificate
-     *     of the chain (RFC 7858 §4.2); empty: no pinning
      */
     public record Settings(Duration connectTimeout, Duration idleTimeout, int maxInFlight, int poolSize,
-                           double handshakesPerSecond, int handshakeBurst, Set<String> spkiPins) {
-        public Settings {
-            spkiPins = Set.copyOf(spkiPins);
-        }
-
-        /** The same tuning for a resolver with these pins. */
-        public Settings withSpkiPins(Set<String> pins) {
-            return new Settings(connectTimeout, idleTimeout, maxInFlight, poolSize, handshakesPerSecond, handshakeBurst, pins);
-        }
-    }
+                           double handshakesPerSecond, int handshakeBurst) {}
 
     private static final Logger LOG = Logger.getLogger(DotUpstream.class);
     /** A query is written at most twice: once, and once more if its connection broke. */
     private static final int MAX_SENDS = 2;
 
-    private final UpstreamAddress address;
+    private final DotResolver resolver;
     private final String name;
     private final TlsClientContext tls;
     private final EventLoop loop;
@@ -71,16 +62,16 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
 
     /** Where the next search of the pool starts (after the last chosen): ties go in turn. */
     private int nextStart;
-    private final java.util.ArrayDeque<InFlight> waiting = new java.util.ArrayDeque<>();
+    private final ArrayDeque<InFlight> waiting = new ArrayDeque<>();
     private final int maxWaiting;
     private boolean waitSweepScheduled;
     private boolean failing;
     private boolean closed;
 
-    public DotUpstream(UpstreamAddress address, TlsClientContext tls, EventLoop loop, Settings settings,
+    public DotUpstream(DotResolver resolver, TlsClientContext tls, EventLoop loop, Settings settings,
                        UpstreamMetrics metrics) {
-        this.address = address;
-        this.name = address.toString();
+        this.resolver = resolver;
+        this.name = resolver.toString();
         this.tls = tls;
         this.loop = loop;
         this.settings = settings;
@@ -109,7 +100,7 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
         } else {
             try {
                 loop.execute(() -> dispatch(inFlight));
-            } catch (java.util.concurrent.RejectedExecutionException shuttingDown) {
+            } catch (RejectedExecutionException shuttingDown) {
                 inFlight.fail(UpstreamFailure.UNAVAILABLE);
             }
         }
@@ -153,7 +144,7 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
         }
         boolean wantAnother = best == null || (best.isReady() && best.inFlight() >= openAnotherAt);
         if (wantAnother && freeSlot >= 0 && handshakeBudget.tryTake()) {
-            DotConnection opened = DotConnection.open(loop, address, tls, settings, metrics, this);
+            DotConnection opened = DotConnection.open(loop, resolver, tls, settings, metrics, this);
             if (!opened.isClosed()) {
                 pool[freeSlot] = opened;
                 if (best == null) {
@@ -200,7 +191,7 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
     private void scheduleWaitSweep() {
         if (!waitSweepScheduled) {
             waitSweepScheduled = true;
-            loop.schedule(this::sweepWaiting, 25, java.util.concurrent.TimeUnit.MILLISECONDS);
+            loop.schedule(this::sweepWaiting, 25, TimeUnit.MILLISECONDS);
         }
     }
 
@@ -236,7 +227,7 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
     public void connectAhead() {
         loop.execute(() -> {
             if (!closed && openConnections() == 0 && handshakeBudget.tryTake()) {
-                DotConnection opened = DotConnection.open(loop, address, tls, settings, metrics, this);
+                DotConnection opened = DotConnection.open(loop, resolver, tls, settings, metrics, this);
                 if (!opened.isClosed()) {
                     pool[0] = opened;
                 }

@@ -9,6 +9,7 @@ import io.netty.channel.EventLoop;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.function.Consumer;
 
 /**
  * One upstream as a member of a group: the upstream itself, its health, and its recent latency.
@@ -38,10 +39,10 @@ public final class Member {
     }
 
     /** A DoT resolver as a member, with its own meters and circuit breaker, run on {@code loop}. */
-    public static Member dot(UpstreamAddress address, TlsClientContext tls, EventLoop loop,
+    public static Member dot(DotResolver resolver, TlsClientContext tls, EventLoop loop,
                              DotUpstream.Settings settings, Probing probing, MeterRegistry registry) {
-        UpstreamMetrics metrics = new UpstreamMetrics(registry, address.toString());
-        return withHealth(new DotUpstream(address, tls, loop, settings, metrics), loop, probing, metrics);
+        UpstreamMetrics metrics = new UpstreamMetrics(registry, resolver.toString());
+        return withHealth(new DotUpstream(resolver, tls, loop, settings, metrics), loop, probing, metrics);
     }
 
     /** A plain DNS server (fallback only) as a member, with its own meters and circuit breaker. */
@@ -71,7 +72,7 @@ public final class Member {
         return upstream.name();
     }
 
-    private void probe(java.util.function.Consumer<Boolean> result) {
+    private void probe(Consumer<Boolean> result) {
         ByteBuf query = Unpooled.buffer(17);
         query.writeShort(ThreadLocalRandom.current().nextInt(1 << 16)).writeShort(0x0100) // RD
                 .writeShort(1).writeShort(0).writeShort(0).writeShort(0)

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.dotproxy.upstream.DotResolver;
 import io.dotproxy.upstream.UpstreamAddress;
 import io.quarkus.runtime.configuration.DurationConverter;
 import io.smallrye.config.ConfigValidationException;
@@ -66,7 +67,7 @@ class SettingsReaderTest {
     void defaultsAreTheCloudflareResolversWithTheStrictProfile() {
         ProxySettings defaults = read(Map.of());
         assertEquals(List.of("1.1.1.1:853#cloudflare-dns.com", "1.0.0.1:853#cloudflare-dns.com"),
-                defaults.upstreams().dot().stream().map(dot -> dot.address().toString()).toList());
+                defaults.upstreams().dot().stream().map(DotResolver::toString).toList());
         assertEquals(List.of(), defaults.upstreams().fallback(), "no clear text unless asked for");
         assertEquals("fastest", defaults.upstreams().policy());
         assertEquals(53, defaults.listen().port());

@@ -23,6 +23,8 @@ import org.xbill.DNS.Record;
 import org.xbill.DNS.Section;
 import org.xbill.DNS.TXTRecord;
 import org.xbill.DNS.Type;
+import java.util.Arrays;
+import io.netty.buffer.ByteBufUtil;
 
 /**
  * Hostile input, generated: whatever the octets, the wire code either reads a message whose
@@ -43,7 +45,7 @@ class WirePropertiesTest {
                                                @ForAll @IntRange(max = 40) int cut) {
         byte[] mutated = message.clone();
         mutated[position % mutated.length] = value;
-        checkParse(java.util.Arrays.copyOf(mutated, Math.max(0, mutated.length - cut)));
+        checkParse(Arrays.copyOf(mutated, Math.max(0, mutated.length - cut)));
     }
 
     @Property(tries = 1000)
@@ -71,7 +73,7 @@ class WirePropertiesTest {
         if (parsed.hasOpt() && parsed.optEnd() == parsed.length()) {
             assertEquals(0, out.readableBytes() % Padding.QUERY_BLOCK);
         }
-        new org.xbill.DNS.Message(io.netty.buffer.ByteBufUtil.getBytes(out)); // dnsjava agrees
+        new org.xbill.DNS.Message(ByteBufUtil.getBytes(out)); // dnsjava agrees
     }
 
     @Property(tries = 1000)
@@ -85,7 +87,7 @@ class WirePropertiesTest {
         ByteBuf out = Replies.error(ByteBufAllocator.DEFAULT, in, parsed, Rcode.SERVFAIL, ede, text);
         try {
             assertTrue(out.readableBytes() <= Message.MIN_UDP_PAYLOAD);
-            org.xbill.DNS.Message answer = new org.xbill.DNS.Message(io.netty.buffer.ByteBufUtil.getBytes(out));
+            org.xbill.DNS.Message answer = new org.xbill.DNS.Message(ByteBufUtil.getBytes(out));
             assertEquals(org.xbill.DNS.Rcode.SERVFAIL, answer.getRcode());
             if (parsed.hasOpt()) {
                 ExtendedErrorCodeOption option = (ExtendedErrorCodeOption) answer.getOPT().getOptions().get(0);

@@ -23,6 +23,9 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * End to end with real software: the packaged proxy in front of Debian's unbound as a DoT
@@ -91,7 +94,7 @@ class DigAgainstUnboundIT {
         command.addAll(List.of(arguments));
         Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
         String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(process.waitFor(20, java.util.concurrent.TimeUnit.SECONDS), "dig finished");
+        assertTrue(process.waitFor(20, TimeUnit.SECONDS), "dig finished");
         return output;
     }
 
@@ -138,7 +141,7 @@ class DigAgainstUnboundIT {
     @Test
     void imageJvmOptionsWithTheTrainedCdsArchiveStartAndAnswer() throws Exception {
         String dockerfile = Files.readString(Path.of("Dockerfile.jvm"));
-        java.util.regex.Matcher opts = java.util.regex.Pattern.compile("(?m)^ENV JAVA_OPTS=\"(.*)\"$").matcher(dockerfile);
+        Matcher opts = Pattern.compile("(?m)^ENV JAVA_OPTS=\"(.*)\"$").matcher(dockerfile);
         assertTrue(opts.find(), "JAVA_OPTS in Dockerfile.jvm");
         List<String> javaOpts = List.of(opts.group(1).split(" "));
         Path archive = dir.resolve("app-cds.jsa");
@@ -151,7 +154,7 @@ class DigAgainstUnboundIT {
         training.environment().put("PATH", Path.of(ProxyProcess.java()).getParent() + ":" + System.getenv("PATH"));
         Process trainer = training.start();
         // Output goes to a file, so this bound holds (a pipe read would block until the script ends).
-        assertTrue(trainer.waitFor(150, java.util.concurrent.TimeUnit.SECONDS), "training finished");
+        assertTrue(trainer.waitFor(150, TimeUnit.SECONDS), "training finished");
         assertEquals(0, trainer.exitValue(), Files.readString(trainingLog));
         assertTrue(Files.size(archive) > 1_000_000, "archive of " + Files.size(archive) + " octets");
 

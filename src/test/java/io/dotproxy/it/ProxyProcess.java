@@ -12,6 +12,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 
 /** The packaged proxy ({@code target/quarkus-app/quarkus-run.jar}) run as its own process. */
 final class ProxyProcess implements AutoCloseable {
@@ -76,7 +77,7 @@ final class ProxyProcess implements AutoCloseable {
 
     /** Waits for the process to end on its own; its exit code. */
     int awaitExit(Duration limit) throws InterruptedException, IOException {
-        if (!process.waitFor(limit.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS)) {
+        if (!process.waitFor(limit.toMillis(), TimeUnit.MILLISECONDS)) {
             throw new IOException("proxy still running after " + limit + ": " + output());
         }
         return process.exitValue();
@@ -89,7 +90,7 @@ final class ProxyProcess implements AutoCloseable {
     @Override
     public void close() throws InterruptedException {
         process.destroy();
-        process.waitFor(10, java.util.concurrent.TimeUnit.SECONDS);
+        process.waitFor(10, TimeUnit.SECONDS);
         if (process.isAlive()) {
             process.destroyForcibly();
         }

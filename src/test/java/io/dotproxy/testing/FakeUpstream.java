@@ -38,6 +38,7 @@ import org.xbill.DNS.Record;
 import org.xbill.DNS.Section;
 import org.xbill.DNS.TXTRecord;
 import org.xbill.DNS.Type;
+import io.netty.channel.ChannelFutureListener;
 
 /**
  * An in-process DNS-over-TLS resolver on a free loopback port, for component tests: it answers
@@ -276,7 +277,7 @@ public final class FakeUpstream implements AutoCloseable {
                 ctx.close();
             } else if (reply instanceof AnswerThenClose answerThenClose) {
                 ctx.writeAndFlush(Unpooled.wrappedBuffer(answerThenClose.message().toWire()))
-                        .addListener(io.netty.channel.ChannelFutureListener.CLOSE);
+                        .addListener(ChannelFutureListener.CLOSE);
             }
         }
 

@@ -4,6 +4,7 @@ import io.dotproxy.config.ProxyRuntime;
 import io.dotproxy.config.ProxySettings;
 import io.dotproxy.server.ProxyServer;
 import io.dotproxy.server.QueryPipeline;
+import io.dotproxy.upstream.DotResolver;
 import io.dotproxy.upstream.DotUpstream;
 import io.dotproxy.upstream.Member;
 import io.dotproxy.upstream.UpstreamAddress;
@@ -146,16 +147,16 @@ public final class ProxyHarness implements AutoCloseable {
         try {
             Path caFile = b.ca.writePem(Files.createTempFile("test-ca", ".pem"));
             Duration attempt = b.attemptTimeout != null ? b.attemptTimeout : b.timeout;
-            List<ProxySettings.Dot> dot = new ArrayList<>();
+            List<DotResolver> dot = new ArrayList<>();
             for (String spec : b.specs) {
-                dot.add(new ProxySettings.Dot(UpstreamAddress.parse(spec, 853), b.pins));
+                dot.add(new DotResolver(UpstreamAddress.parse(spec, 853), b.pins));
             }
             settings = new ProxySettings(
                     new ProxyServer.Settings("127.0.0.1", 0, Duration.ofSeconds(2), 50),
                     new QueryPipeline.Settings(b.timeout, 1232),
                     new ProxySettings.Upstreams(dot, b.policy, b.fallback, Optional.of(caFile),
                             new DotUpstream.Settings(attempt, b.idleTimeout, b.maxInFlight, b.poolSize,
-                                    b.handshakesPerSecond, b.handshakeBurst, Set.of()),
+                                    b.handshakesPerSecond, b.handshakeBurst),
                             new UpstreamGroup.Settings(attempt, true, true, b.hedgeMinDelay, b.hedgeShare, b.tryWhenAllDown),
                             new Member.Probing(b.firstBackOff, Duration.ofSeconds(5), attempt)));
             runtime = ProxyRuntime.assemble(settings, loop.next(), registry);

@@ -116,12 +116,13 @@ class HedgingAndPinsTest {
         };
         try (FakeUpstream upstream = FakeUpstream.start(GOOD, List.of(extra), FakeUpstream.answering());
              ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).pins(Set.of(SpkiPins.pin(extra))).start()) {
+            awaitConnectionOpenedAheadRefused(proxy);
             assertEquals(Rcode.SERVFAIL, DnsClient.udp(proxy.port(), DnsClient.query("pinned.example.")).getRcode(),
                     "the pinned key is not on the validated path: the upstream must be refused");
             assertTrue(upstream.queries().isEmpty(), "no query written on an unpinned connection");
             assertTrue(Eventually.holds(Duration.ofSeconds(2), Duration.ofMillis(10), () -> upstream.handshakesCompleted() >= 1),
                     "the chain itself passed validation: the pin check is what refused it");
-            assertEquals(1, proxy.count("dotproxy.upstream.errors", "result", "pin"));
+            assertEquals(2, proxy.count("dotproxy.upstream.errors", "result", "pin"), "ahead, and the query's own attempt");
             assertEquals(0, proxy.count("dotproxy.upstream.errors", "result", "tls"));
             assertEquals(1, proxy.count("dotproxy.upstream.requests", "result", "tls"), "the query failed as on a TLS failure");
         }
@@ -154,11 +155,18 @@ class HedgingAndPinsTest {
         String other = SpkiPins.pin(CA.issue(List.of("x.test"), List.of()).certificate());
         try (FakeUpstream upstream = FakeUpstream.start(GOOD, FakeUpstream.answering());
              ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).pins(Set.of(other)).start()) {
+            awaitConnectionOpenedAheadRefused(proxy);
             assertEquals(Rcode.SERVFAIL, DnsClient.udp(proxy.port(), DnsClient.query("pinned.example.")).getRcode());
             assertTrue(upstream.queries().isEmpty(), "no query written on an unpinned connection");
-            assertEquals(1, proxy.count("dotproxy.upstream.errors", "result", "pin"));
+            assertEquals(2, proxy.count("dotproxy.upstream.errors", "result", "pin"), "ahead, and the query's own attempt");
             assertEquals(0, proxy.count("dotproxy.upstream.errors", "result", "tls"));
             assertEquals(UpstreamHealth.State.DOWN, proxy.group().members().get(0).health().state());
         }
+    }
+
+    /** The connection opened ahead at start-up is refused first; the query's own attempt comes after. */
+    private static void awaitConnectionOpenedAheadRefused(ProxyHarness proxy) throws Exception {
+        assertTrue(Eventually.holds(Duration.ofSeconds(2), Duration.ofMillis(5),
+                () -> proxy.count("dotproxy.upstream.errors", "result", "pin") == 1));
     }
 }

@@ -13,6 +13,8 @@ import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
+import io.netty.buffer.ByteBuf;
+import io.dotproxy.dns.Message;
 
 class PolicyTest {
     private static final DefaultEventLoop LOOP = new DefaultEventLoop();
@@ -30,7 +32,7 @@ class PolicyTest {
             String name = "m" + i;
             Upstream upstream = new Upstream() {
                 @Override
-                public void query(io.netty.buffer.ByteBuf q, io.dotproxy.dns.Message p, long d, QueryCallback c) {
+                public void query(ByteBuf q, Message p, long d, QueryCallback c) {
                     c.onFailure(UpstreamFailure.UNAVAILABLE);
                 }
 

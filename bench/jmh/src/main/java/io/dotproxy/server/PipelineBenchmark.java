@@ -1,12 +1,16 @@
 package io.dotproxy.server;
 
+import io.dotproxy.cache.LocalAnswers;
 import io.dotproxy.dns.Message;
 import io.dotproxy.dns.Packets;
+import io.dotproxy.guard.Admission;
+import io.dotproxy.net.Transport;
 import io.dotproxy.upstream.QueryCallback;
 import io.dotproxy.upstream.Upstream;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -21,8 +25,9 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * The proxy's own per-query work without any I/O: wire checks, the exact-size copy, the
- * exchange, metrics, the way back with UDP truncation checks. The upstream answers at once.
+ * The proxy's own per-query work without any I/O: every stage of the pipeline (admission and
+ * local answers as pass-throughs), the exact-size copy, the exchange, metrics, the way back with
+ * UDP truncation checks. The upstream answers at once.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -34,7 +39,7 @@ public class PipelineBenchmark {
     private ByteBuf query;
     private ByteBuf answer;
     private QueryPipeline pipeline;
-    private final Sink sink = new Sink();
+    private static final InetSocketAddress CLIENT = new InetSocketAddress("127.0.0.1", 40000);
 
     /** An exchange that drops what it is sent, as a UDP client over loopback would receive it. */
     static final class Sink extends Exchange {
@@ -43,6 +48,11 @@ public class PipelineBenchmark {
         @Override
         Transport transport() {
             return Transport.UDP;
+        }
+
+        @Override
+        InetSocketAddress client() {
+            return CLIENT;
         }
 
         @Override
@@ -78,7 +88,8 @@ public class PipelineBenchmark {
             @Override
             public void close() {}
         };
-        pipeline = new QueryPipeline(immediate, Duration.ofSeconds(2), 1232, new ServerMetrics(new SimpleMeterRegistry()));
+        pipeline = new QueryPipeline(Admission.ADMIT_ALL, LocalAnswers.NONE, immediate,
+                new QueryPipeline.Settings(Duration.ofSeconds(2), 1232), new ServerMetrics(new SimpleMeterRegistry()));
     }
 
     @Benchmark
