@@ -8,8 +8,9 @@ import java.util.Optional;
 
 /**
  * Every setting of the proxy, under {@code dotproxy.}; each can also be given as an environment
- * variable ({@code dotproxy.tls.ca-file} is {@code DOTPROXY_TLS_CA_FILE}). {@link Setup} checks
- * the values and turns them into the plain objects the rest of the proxy takes.
+ * variable ({@code dotproxy.tls.ca-file} is {@code DOTPROXY_TLS_CA_FILE}). {@link SettingsReader}
+ * checks the values and reads them into one {@link ProxySettings} value, which is all the rest of
+ * the proxy takes.
  */
 @ConfigMapping(prefix = "dotproxy")
 public interface ProxyConfig {

@@ -2,6 +2,8 @@ package io.dotproxy.config;
 
 import io.quarkus.runtime.ApplicationLifecycleManager;
 import io.quarkus.runtime.Quarkus;
+import io.quarkus.runtime.QuarkusBindException;
+import io.quarkus.runtime.configuration.ConfigurationException;
 import io.quarkus.runtime.annotations.QuarkusMain;
 import io.smallrye.config.ConfigValidationException;
 
@@ -21,10 +23,17 @@ public final class ProxyMain {
     /** Reports why start-up failed, if it did, then exits as Quarkus would. */
     private static void exit(int status, Throwable failure) {
         if (failure != null) {
+            // Logging is already torn down here, so straight to stderr.
             ConfigValidationException invalid = find(failure, ConfigValidationException.class);
+            QuarkusBindException portTaken = find(failure, QuarkusBindException.class);
+            ConfigurationException quarkusSetting = find(failure, ConfigurationException.class);
             if (invalid != null) {
-                // User errors: one line each. Logging is already torn down here, so straight to stderr.
-                ConfigProblems.describe(invalid).forEach(System.err::println);
+                ConfigProblems.describe(invalid).forEach(System.err::println); // user errors: one line each
+            } else if (portTaken != null) {
+                System.err.println("Cannot listen on " + portTaken.getHost() + " port " + portTaken.getPort()
+                        + ": it is in use by another process");
+            } else if (quarkusSetting != null) {
+                System.err.println(quarkusSetting.getMessage()); // as Quarkus itself reports it
             } else {
                 failure.printStackTrace(); // not a user error: the stack trace helps
             }

@@ -57,27 +57,27 @@ public final class ProxyRuntime {
      * @throws ConfigError when the CA file named in the settings holds no usable certificate
      */
     public static ProxyRuntime assemble(ProxySettings settings, EventLoop loop, MeterRegistry registry) {
-        ProxySettings.Upstreams upstreams = settings.upstreams();
+        ProxySettings.Forwarding forwarding = settings.forwarding();
         TlsClientContext tls;
         try {
-            tls = TlsClientContext.create(upstreams.caFile());
+            tls = TlsClientContext.create(forwarding.caFile());
         } catch (IllegalArgumentException e) {
-            throw new ConfigError("dotproxy.tls.ca-file", upstreams.caFile().map(Path::toString).orElse(""), e.getMessage());
+            throw new ConfigError("dotproxy.tls.ca-file", forwarding.caFile().map(Path::toString).orElse(""), e.getMessage());
         }
         GroupMetrics groupMetrics = new GroupMetrics(registry);
         List<Member> members = new ArrayList<>();
-        for (DotResolver resolver : upstreams.dot()) {
-            members.add(Member.dot(resolver, tls, loop, upstreams.connections(), upstreams.probing(), registry));
+        for (DotResolver resolver : forwarding.dot()) {
+            members.add(Member.dot(resolver, tls, loop, forwarding.connections(), forwarding.probing(), registry));
         }
         UpstreamGroup fallback = null;
-        if (!upstreams.fallback().isEmpty()) {
+        if (!forwarding.fallback().isEmpty()) {
             List<Member> plain = new ArrayList<>();
-            for (InetSocketAddress server : upstreams.fallback()) {
-                plain.add(Member.plain(server, loop, upstreams.probing(), registry));
+            for (InetSocketAddress server : forwarding.fallback()) {
+                plain.add(Member.plain(server, loop, forwarding.probing(), registry));
             }
-            fallback = UpstreamGroup.plainFallback(plain, upstreams.group().attemptTimeout(), loop, groupMetrics);
+            fallback = UpstreamGroup.plainFallback(plain, forwarding.group().attemptTimeout(), loop, groupMetrics);
         }
-        UpstreamGroup group = new UpstreamGroup(members, Policy.named(upstreams.policy()), upstreams.group(), fallback,
+        UpstreamGroup group = new UpstreamGroup(members, Policy.named(forwarding.policy()), forwarding.group(), fallback,
                 loop, groupMetrics);
         ServerMetrics serverMetrics = new ServerMetrics(registry);
         QueryPipeline pipeline = new QueryPipeline(Admission.ADMIT_ALL, LocalAnswers.NONE, group, settings.pipeline(),
@@ -94,24 +94,25 @@ public final class ProxyRuntime {
      */
     public void start() {
         group.members().forEach(member -> member.upstream().connectAhead());
-        if (!settings.upstreams().fallback().isEmpty()) {
+        if (!settings.forwarding().fallback().isEmpty()) {
             LOG.warnf("Plain DNS fallback configured (%s): used only while every DoT upstream is down",
-                    settings.upstreams().fallback());
+                    settings.forwarding().fallback());
         }
-        server.start();
+        try {
+            server.start();
+        } catch (RuntimeException e) {
+            group.close(); // the connections opened ahead would otherwise outlive the failed start
+            throw e;
+        }
         LOG.infof("Forwarding over DNS-over-TLS (%s) to %s (policy %s)", tlsProvider,
-                settings.upstreams().dot(),
-                settings.upstreams().policy());
+                settings.forwarding().dot(),
+                settings.forwarding().policy());
     }
 
     /** Stops accepting queries and closes the upstreams. */
     public void stop() {
         server.stop();
         group.close();
-    }
-
-    public ProxySettings settings() {
-        return settings;
     }
 
     public ProxyServer server() {

@@ -12,18 +12,19 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * Every setting of the proxy as one immutable value, already checked: {@link SettingsReader} builds
- * it from the configuration, {@link ProxyRuntime} builds the running proxy from it. Two values are
- * equal exactly when they would build the same proxy, so a reload can tell what changed.
+ * Every setting of the proxy as one immutable value: {@link SettingsReader} builds it from the
+ * configuration and checks every value on the way, {@link ProxyRuntime} builds the running proxy
+ * from it. Two values are equal when every setting is (a CA file compares by its path, not its
+ * contents), so a reload can tell what changed.
  *
  * @param listen where clients reach the proxy, and its client TCP limits
  * @param pipeline the per-query deadline and the UDP answer size limit
- * @param upstreams where queries go
+ * @param forwarding where queries go, and how
  */
-public record ProxySettings(ProxyServer.Settings listen, QueryPipeline.Settings pipeline, Upstreams upstreams) {
+public record ProxySettings(ProxyServer.Settings listen, QueryPipeline.Settings pipeline, Forwarding forwarding) {
 
     /**
-     * The upstream side.
+     * Where queries go, and how: the upstreams and the group's behaviour.
      *
      * @param dot the DoT resolvers in order of preference, each with its SPKI pins
      * @param policy how the next resolver is picked: a name of {@link io.dotproxy.upstream.Policy#NAMES}
@@ -33,9 +34,9 @@ public record ProxySettings(ProxyServer.Settings listen, QueryPipeline.Settings 
      * @param group retries, hedging and what to do when every resolver is down
      * @param probing how a resolver whose circuit is open is probed
      */
-    public record Upstreams(List<DotResolver> dot, String policy, List<InetSocketAddress> fallback, Optional<Path> caFile,
+    public record Forwarding(List<DotResolver> dot, String policy, List<InetSocketAddress> fallback, Optional<Path> caFile,
                             DotUpstream.Settings connections, UpstreamGroup.Settings group, Member.Probing probing) {
-        public Upstreams {
+        public Forwarding {
             dot = List.copyOf(dot);
             fallback = List.copyOf(fallback);
         }

@@ -22,6 +22,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * Reads {@link ProxyConfig} (and {@code DoT_HOST}) into one {@link ProxySettings} value. Every
@@ -54,15 +55,24 @@ final class SettingsReader {
         QueryPipeline.Settings pipeline = new QueryPipeline.Settings(
                 positive("dotproxy.timeout", config.timeout(), Duration.ofMillis(10), Duration.ofSeconds(60)),
                 range("dotproxy.udp.max-payload", config.udp().maxPayload(), 512, 65535));
-        return new ProxySettings(listen, pipeline, upstreams(config, dotHost));
+        return new ProxySettings(listen, pipeline, forwarding(config, dotHost));
     }
 
-    private static ProxySettings.Upstreams upstreams(ProxyConfig config, Optional<String> dotHost) {
+    private static ProxySettings.Forwarding forwarding(ProxyConfig config, Optional<String> dotHost) {
         ProxyConfig.Upstream tuning = config.upstream();
         Map<String, Set<String>> pins = spkiPins(tuning.spkiPins().orElse(List.of()));
         List<DotResolver> dot = new ArrayList<>();
+        Set<String> unused = new HashSet<>(pins.keySet());
         for (UpstreamAddress address : upstreams(config.upstreams(), dotHost)) {
-            dot.add(new DotResolver(address, pins.getOrDefault(address.tlsName().toLowerCase(Locale.ROOT), Set.of())));
+            String name = tlsNameKey(address.tlsName());
+            unused.remove(name);
+            dot.add(new DotResolver(address, pins.getOrDefault(name, Set.of())));
+        }
+        if (!unused.isEmpty()) {
+            // A pin that no upstream takes would leave the upstream it was meant for unpinned, silently.
+            throw new ConfigError("dotproxy.upstream.spki-pins", String.join(",", tuning.spkiPins().orElse(List.of())),
+                    "no upstream has the TLS name " + String.join(", ", new TreeSet<>(unused))
+                            + "; pins are keyed by the #tls-name of an upstream (or its address without one)");
         }
         Duration attemptTimeout = positive("dotproxy.upstream.attempt-timeout", tuning.attemptTimeout(),
                 Duration.ofMillis(10), Duration.ofSeconds(60));
@@ -79,7 +89,7 @@ final class SettingsReader {
                 positive("dotproxy.hedge.min-delay", config.hedge().minDelay(), Duration.ZERO, Duration.ofSeconds(60)),
                 share("dotproxy.hedge.max-share", config.hedge().maxShare()),
                 oneOf("dotproxy.all-down", config.allDown(), List.of("try", "servfail")).equals("try"));
-        return new ProxySettings.Upstreams(dot, policy(config.policy()), fallback(config.fallback().orElse(List.of())),
+        return new ProxySettings.Forwarding(dot, policy(config.policy()), fallback(config.fallback().orElse(List.of())),
                 caFile(config.tls().caFile()), connections, group,
                 new Member.Probing(FIRST_PROBE_BACK_OFF, MAX_PROBE_BACK_OFF, attemptTimeout));
     }
@@ -166,7 +176,7 @@ final class SettingsReader {
         Map<String, Set<String>> pins = new HashMap<>();
         for (String entry : entries) {
             int equals = entry.indexOf('=');
-            String name = equals > 0 ? entry.substring(0, equals).strip().toLowerCase(Locale.ROOT) : "";
+            String name = equals > 0 ? tlsNameKey(entry.substring(0, equals)) : "";
             String pin = equals > 0 ? entry.substring(equals + 1).strip() : "";
             if (name.isEmpty() || !SpkiPins.isWellFormed(pin)) {
                 throw new ConfigError("dotproxy.upstream.spki-pins", entry,
@@ -175,6 +185,18 @@ final class SettingsReader {
             pins.computeIfAbsent(name, n -> new HashSet<>()).add(pin);
         }
         return pins;
+    }
+
+    /**
+     * A TLS name as pins are keyed: names compare case-insensitively and without a final dot, IP
+     * literals by address, so that a pin cannot miss its upstream over how the name was written.
+     */
+    static String tlsNameKey(String name) {
+        String key = name.strip().toLowerCase(Locale.ROOT);
+        if (NetUtil.isValidIpV6Address(key)) {
+            return NetUtil.bytesToIpAddress(NetUtil.createByteArrayFromIpAddressString(key));
+        }
+        return key.endsWith(".") ? key.substring(0, key.length() - 1) : key;
     }
 
     static String oneOf(String setting, String value, List<String> allowed) {

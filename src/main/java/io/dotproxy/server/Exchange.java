@@ -10,13 +10,14 @@ import java.net.InetSocketAddress;
 
 /**
  * One client query on its way through the {@link QueryPipeline}, and the way back to that client.
- * A listener makes one per query; the pipeline completes it exactly once, and {@link #complete}
- * is the one place its query buffer is released.
+ * A listener makes one per query; the pipeline completes it once, and {@link #complete} is the one
+ * place its query buffer is released.
  */
 abstract class Exchange implements QueryCallback {
     private QueryPipeline pipeline;
     private ByteBuf query;
     private Message parsed;
+    private boolean completed;
 
     abstract Transport transport();
 
@@ -31,18 +32,21 @@ abstract class Exchange implements QueryCallback {
     /** The query gets no answer (it was dropped). */
     abstract void abandon();
 
-    /**
-     * Takes the query: an exact-size copy of {@code received}, which is released at once. A UDP
-     * datagram is a slice of a 32 KiB batch buffer and a TCP frame a slice of a whole read buffer:
-     * held for the query's lifetime, they would pin far more memory than the query.
-     */
+    /** Takes the query as received; it is this exchange's to release from here on. */
     final void begin(QueryPipeline pipeline, ByteBuf received) {
         this.pipeline = pipeline;
-        try {
-            query = alloc().directBuffer(received.readableBytes()).writeBytes(received);
-        } finally {
-            received.release();
-        }
+        this.query = received;
+    }
+
+    /**
+     * Replaces the query as received by an exact-size copy and releases the received buffer. A
+     * UDP datagram is a slice of a 32 KiB batch buffer and a TCP frame a slice of a whole read
+     * buffer: held for the query's lifetime, they would pin far more memory than the query.
+     */
+    final void keepCopy() {
+        ByteBuf received = query;
+        query = alloc().directBuffer(received.readableBytes()).writeBytes(received);
+        received.release();
     }
 
     final ByteBuf query() {
@@ -58,8 +62,22 @@ abstract class Exchange implements QueryCallback {
         parsed = view;
     }
 
-    /** Ends the exchange: releases the query, then sends {@code answer}, or nothing when it is null. */
+    final boolean isComplete() {
+        return completed;
+    }
+
+    /**
+     * Ends the exchange: releases the query, then sends {@code answer}, or nothing when it is null.
+     * A second call (only a bug could make one) releases its answer and changes nothing else.
+     */
     final void complete(ByteBuf answer) {
+        if (completed) {
+            if (answer != null) {
+                answer.release();
+            }
+            return;
+        }
+        completed = true;
         query.release();
         query = null;
         pipeline.settled();

@@ -14,6 +14,7 @@ import io.dotproxy.upstream.Upstream;
 import io.dotproxy.upstream.UpstreamFailure;
 import io.netty.buffer.ByteBuf;
 import java.time.Duration;
+import org.jboss.logging.Logger;
 
 /**
  * The one path every query takes, whatever listener it came from, as explicit stages:
@@ -25,9 +26,10 @@ import java.time.Duration;
  *   <li>and <b>the way back</b>: let the local answers see the upstream's answer, fit it to a UDP
  *       client's size, count it, send it.
  * </ol>
- * Each stage answers, drops with a counted reason, or passes the query on. Every query that has a
- * readable header gets exactly one answer: an upstream's, a local one, or an error of the proxy's
- * own, counted by reason. {@link Exchange#complete} releases the query, in one place for all paths.
+ * Each stage answers, drops with a counted reason, or passes the query on. Every query that is not
+ * dropped (too short for a header, a response, or dropped by admission) gets exactly one answer: an
+ * upstream's, a local one, or an error of the proxy's own, counted by reason. {@link
+ * Exchange#complete} releases the query, in one place for all paths.
  */
 public final class QueryPipeline {
     /**
@@ -37,6 +39,8 @@ public final class QueryPipeline {
      * @param maxUdpPayload largest UDP answer sent, whatever larger size a client advertises
      */
     public record Settings(Duration timeout, int maxUdpPayload) {}
+
+    private static final Logger LOG = Logger.getLogger(QueryPipeline.class);
 
     private final Admission admission;
     private final LocalAnswers localAnswers;
@@ -64,21 +68,50 @@ public final class QueryPipeline {
     void handle(ByteBuf received, Exchange exchange) {
         metrics.queryStarted(exchange.transport());
         exchange.begin(this, received);
-        Admission.Verdict verdict = admit(exchange);
-        if (verdict == Admission.Verdict.DROP || !validate(exchange)) {
-            return;
-        }
-        if (verdict == Admission.Verdict.REFUSE) {
-            reply(exchange, Rcode.REFUSED, ServerMetrics.ErrorReason.REFUSED, ExtendedError.PROHIBITED, null);
-        } else if (!answerLocally(exchange)) {
-            forward(exchange);
+        try {
+            Admission.Verdict verdict = admit(exchange);
+            if (verdict == Admission.Verdict.DROP) {
+                return;
+            }
+            exchange.keepCopy(); // only once admitted: a dropped flood costs no copy
+            if (!validate(exchange)) {
+                return;
+            }
+            if (verdict == Admission.Verdict.REFUSE) {
+                reply(exchange, Rcode.REFUSED, ServerMetrics.ErrorReason.REFUSED, ExtendedError.PROHIBITED, null);
+            } else if (!answerLocally(exchange)) {
+                forward(exchange);
+            }
+        } catch (RuntimeException e) {
+            failedInside(exchange, e);
         }
     }
 
     /**
-     * Stage 1. A packet too short for a header, or a response, is no query: it is dropped before
-     * anything else (answering responses invites reflection loops). Then the admission's verdict;
-     * a dropped query ends here, a refused one is answered once its wire format is known.
+     * A fault of our own (a bug, an allocation failure) while a stage ran: the client still gets
+     * an answer when one can be made, the query's buffer goes back, and the listener serves on.
+     */
+    private void failedInside(Exchange exchange, RuntimeException e) {
+        LOG.debugf(e, "Query failed inside the proxy");
+        if (exchange.isComplete()) {
+            return; // it was answered before the fault; a late answer will be released by complete()
+        }
+        if (exchange.parsed() == null) {
+            drop(exchange, ServerMetrics.Drop.INTERNAL);
+            return;
+        }
+        try {
+            reply(exchange, Rcode.SERVFAIL, ServerMetrics.ErrorReason.INTERNAL, ExtendedError.OTHER, "internal error");
+        } catch (RuntimeException again) {
+            drop(exchange, ServerMetrics.Drop.INTERNAL);
+        }
+    }
+
+    /**
+     * Stage 1, on the buffer as received. A packet too short for a header, or a response, is no
+     * query: it is dropped before anything else (answering responses invites reflection loops).
+     * Then the admission's verdict; a dropped query ends here, a refused one is answered once its
+     * wire format is known.
      */
     private Admission.Verdict admit(Exchange exchange) {
         ByteBuf query = exchange.query();
@@ -137,7 +170,11 @@ public final class QueryPipeline {
 
     /** The way back from upstream. */
     void answered(Exchange exchange, ByteBuf answer) {
-        localAnswers.upstreamAnswered(exchange.query(), exchange.parsed(), answer);
+        try {
+            localAnswers.upstreamAnswered(exchange.query(), exchange.parsed(), answer);
+        } catch (RuntimeException e) {
+            LOG.debugf(e, "Local answers failed to take an upstream answer"); // the client gets it all the same
+        }
         deliver(exchange, answer);
     }
 

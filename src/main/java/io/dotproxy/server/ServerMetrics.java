@@ -22,7 +22,9 @@ public final class ServerMetrics {
         /** The QR bit is set: answering responses invites reflection loops. */
         RESPONSE,
         /** The admission stage (the guard) dropped it. */
-        NOT_ADMITTED
+        NOT_ADMITTED,
+        /** A fault of the proxy's own before the query parsed (logged at DEBUG). */
+        INTERNAL
     }
 
     /** Why the proxy answered with an error of its own instead of an upstream's answer. */
@@ -36,7 +38,9 @@ public final class ServerMetrics {
         /** The upstream's answer was too long for UDP and could not be parsed to truncate it: SERVFAIL. */
         UNTRUNCATABLE,
         /** The admission stage (the guard) refused the client: REFUSED. */
-        REFUSED
+        REFUSED,
+        /** A fault of the proxy's own while a stage ran (logged at DEBUG): SERVFAIL. */
+        INTERNAL
     }
 
     private final EnumMap<Transport, Tally> queries = new EnumMap<>(Transport.class);

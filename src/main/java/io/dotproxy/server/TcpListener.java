@@ -25,6 +25,7 @@ import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import org.jboss.logging.Logger;
+import java.util.concurrent.RejectedExecutionException;
 
 /**
  * The TCP side of the proxy (RFC 7766): messages framed by a 2-octet length, many queries per
@@ -128,7 +129,13 @@ public final class TcpListener {
             if (loop.inEventLoop()) {
                 finish(answer);
             } else {
-                loop.execute(() -> finish(answer));
+                try {
+                    loop.execute(() -> finish(answer));
+                } catch (RejectedExecutionException shuttingDown) {
+                    if (answer != null) {
+                        answer.release(); // the connection's loop is gone, and the connection with it
+                    }
+                }
             }
         }
 

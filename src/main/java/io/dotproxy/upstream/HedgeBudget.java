@@ -1,17 +1,16 @@
 package io.dotproxy.upstream;
 
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.LongAdder;
 
 /**
  * Caps hedged queries at a share of all queries, over the last ten to twenty seconds, so that a
- * slow period cannot double the load on the upstreams.
+ * slow period cannot double the load on the upstreams. Used on the group's event loop only.
  */
 final class HedgeBudget {
     private static final long WINDOW_NANOS = TimeUnit.SECONDS.toNanos(10);
 
     private final double maxShare;
-    private final LongAdder queries = new LongAdder();
+    private long queries;
     private long windowStart = System.nanoTime();
     private long queriesAtWindowStart;
     private long queriesInPreviousWindow;
@@ -22,15 +21,15 @@ final class HedgeBudget {
         this.maxShare = maxShare;
     }
 
-    /** Called once per query: the hot path, hence a striped counter. */
+    /** Called once per query. */
     void countQuery() {
-        queries.increment();
+        queries++;
     }
 
     /** Takes one hedge from the budget, if there is one left. */
-    synchronized boolean tryHedge() {
+    boolean tryHedge() {
         long now = System.nanoTime();
-        long total = queries.sum();
+        long total = queries;
         if (now - windowStart > WINDOW_NANOS) {
             queriesInPreviousWindow = total - queriesAtWindowStart;
             hedgesInPreviousWindow = hedgesInWindow;

@@ -4,7 +4,8 @@ import java.util.Arrays;
 
 /**
  * Recent round-trip times of one upstream: a smoothed mean for the {@code fastest} policy and a
- * 95th percentile for hedging. Written by one thread (the upstream's event loop), read by any.
+ * 95th percentile for hedging. Written by the group's event loop, which records each answered
+ * attempt; read by any thread.
  *
  * <p>The percentile comes from a ring of the last {@value #SAMPLES} samples, re-sorted every
  * {@value #RECOMPUTE_EVERY} samples: cheap, bounded, and quick to follow a change.

@@ -26,6 +26,7 @@ import java.net.InetSocketAddress;
 import java.security.SecureRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
+import java.util.concurrent.RejectedExecutionException;
 
 /**
  * A plain DNS server (UDP, then TCP when the answer is truncated), for the opt-in fallback only.
@@ -69,8 +70,16 @@ public final class PlainUpstream implements Upstream {
         }
         wire.setShort(0, id);
         metrics.sent();
-        PlainQuery exchange = new PlainQuery(wire, Header.id(query, parsed.start()), callback);
-        loop.execute(() -> exchange.start(deadlineNanos));
+        PlainQuery plainQuery = new PlainQuery(wire, Header.id(query, parsed.start()), callback);
+        if (loop.inEventLoop()) {
+            plainQuery.start(deadlineNanos);
+        } else {
+            try {
+                loop.execute(() -> plainQuery.start(deadlineNanos));
+            } catch (RejectedExecutionException shuttingDown) {
+                plainQuery.fail(UpstreamFailure.UNAVAILABLE);
+            }
+        }
     }
 
     @Override
@@ -156,7 +165,9 @@ public final class PlainUpstream implements Upstream {
                 return;
             }
             done = true;
-            timeout.cancel(false);
+            if (timeout != null) {
+                timeout.cancel(false); // null when it failed before it started
+            }
             if (channel != null) {
                 channel.close();
             }

@@ -383,7 +383,11 @@ public final class UpstreamGroup implements Upstream {
         @Override
         public void onAnswer(ByteBuf answer) {
             if (!loop.inEventLoop()) {
-                loop.execute(() -> onAnswer(answer));
+                try {
+                    loop.execute(() -> onAnswer(answer));
+                } catch (RejectedExecutionException shuttingDown) {
+                    answer.release(); // the group's loop is gone: no client waits any more
+                }
                 return;
             }
             try {
@@ -399,7 +403,11 @@ public final class UpstreamGroup implements Upstream {
         @Override
         public void onFailure(UpstreamFailure failure) {
             if (!loop.inEventLoop()) {
-                loop.execute(() -> onFailure(failure));
+                try {
+                    loop.execute(() -> onFailure(failure));
+                } catch (RejectedExecutionException shuttingDown) {
+                    // the group's loop is gone: no client waits any more
+                }
                 return;
             }
             if (member != null) {

@@ -50,7 +50,7 @@ class SettingsReaderTest {
         assertEquals(first, second);
         assertEquals(first.hashCode(), second.hashCode());
         assertEquals(Duration.ofMillis(1500), first.pipeline().timeout());
-        assertEquals(Set.of("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="), first.upstreams().dot().get(1).spkiPins());
+        assertEquals(Set.of("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="), first.forwarding().dot().get(1).spkiPins());
 
         Map<String, String> otherOrder = new HashMap<>(properties);
         otherOrder.put("dotproxy.upstreams", "127.0.0.2:8853#dns.test,127.0.0.1:8853#dns.test");
@@ -67,9 +67,9 @@ class SettingsReaderTest {
     void defaultsAreTheCloudflareResolversWithTheStrictProfile() {
         ProxySettings defaults = read(Map.of());
         assertEquals(List.of("1.1.1.1:853#cloudflare-dns.com", "1.0.0.1:853#cloudflare-dns.com"),
-                defaults.upstreams().dot().stream().map(DotResolver::toString).toList());
-        assertEquals(List.of(), defaults.upstreams().fallback(), "no clear text unless asked for");
-        assertEquals("fastest", defaults.upstreams().policy());
+                defaults.forwarding().dot().stream().map(DotResolver::toString).toList());
+        assertEquals(List.of(), defaults.forwarding().fallback(), "no clear text unless asked for");
+        assertEquals("fastest", defaults.forwarding().policy());
         assertEquals(53, defaults.listen().port());
     }
 
@@ -87,6 +87,55 @@ class SettingsReaderTest {
                 () -> config(Map.of(setting, value)));
         assertEquals(List.of("Invalid configuration: " + setting + "=" + value + ": " + allowed),
                 ConfigProblems.describe(invalid));
+    }
+
+    @ParameterizedTest(name = "{0}={1}")
+    @CsvSource(delimiter = '|', value = {
+        "dotproxy.listen.port                   | 70000 | expected a whole number from 0 to 65535",
+        "dotproxy.timeout                       | 0s    | expected a duration from 10ms to 60s",
+        "dotproxy.tcp.idle-timeout              | 50ms  | expected a duration from 100ms to 3600s",
+        "dotproxy.tcp.max-connections           | 0     | expected a whole number from 1 to 1000000",
+        "dotproxy.udp.max-payload               | 511   | expected a whole number from 512 to 65535",
+        "dotproxy.upstream.attempt-timeout      | 61s   | expected a duration from 10ms to 60s",
+        "dotproxy.upstream.idle-timeout         | 2h    | expected a duration from 100ms to 3600s",
+        "dotproxy.upstream.max-in-flight        | 65536 | expected a whole number from 1 to 65535",
+        "dotproxy.upstream.pool-size            | 65    | expected a whole number from 1 to 64",
+        "dotproxy.upstream.handshakes-per-second | 0    | expected a number above 0 and at most 1000",
+        "dotproxy.upstream.handshake-burst      | 0     | expected a whole number from 1 to 1000",
+        "dotproxy.hedge.min-delay               | 61s   | expected a duration from 0ms to 60s",
+        "dotproxy.hedge.max-share               | 1.5   | expected a share from 0 to 1",
+        "dotproxy.all-down                      | maybe | expected one of try, servfail",
+        "dotproxy.policy                        | best  | expected one of fastest, failover, round-robin, random",
+        "dotproxy.retry-on                      | nxdomain | expected one of servfail, refused, none",
+    })
+    void readingChecksEveryRangeUnderItsOwnKey(String setting, String value, String allowed) {
+        ConfigError error = assertThrows(ConfigError.class, () -> read(Map.of(setting, value)));
+        assertTrue(error.getMessage().startsWith("Invalid configuration: " + setting + "="), error.getMessage());
+        assertTrue(error.getMessage().contains(allowed), error.getMessage());
+    }
+
+    @Test
+    void pinsAreKeyedByTheUpstreamsTlsNameHoweverEitherIsWritten() {
+        String pin = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+        ProxySettings settings = read(Map.of(
+                "dotproxy.upstreams", "127.0.0.1:8853#DNS.Test.,[::1]:8853#0:0:0:0:0:0:0:1",
+                "dotproxy.upstream.spki-pins", "dns.test=" + pin + ",::1=" + pin));
+        assertEquals(Set.of(pin), settings.forwarding().dot().get(0).spkiPins());
+        assertEquals(Set.of(pin), settings.forwarding().dot().get(1).spkiPins());
+    }
+
+    @Test
+    void aPinForANameNoUpstreamHasStopsStartUpRatherThanLeaveItsUpstreamUnpinned() {
+        String pin = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+        ConfigError typo = assertThrows(ConfigError.class, () -> read(Map.of(
+                "dotproxy.upstreams", "127.0.0.1:8853#dns.test",
+                "dotproxy.upstream.spki-pins", "dns.tset=" + pin)));
+        assertTrue(typo.getMessage().startsWith("Invalid configuration: dotproxy.upstream.spki-pins=dns.tset="), typo.getMessage());
+        assertTrue(typo.getMessage().contains("no upstream has the TLS name dns.tset"), typo.getMessage());
+        // DoT_HOST without a TLS name replaces the list: the pin for the old name no longer applies.
+        ConfigError replaced = assertThrows(ConfigError.class, () -> SettingsReader.read(config(Map.of(
+                "dotproxy.upstream.spki-pins", "cloudflare-dns.com=" + pin)), Optional.of("1.1.1.1")));
+        assertTrue(replaced.getMessage().contains("no upstream has the TLS name cloudflare-dns.com"), replaced.getMessage());
     }
 
     @Test

@@ -64,6 +64,13 @@ class QueryPipelineTest {
         return registry.find(name).tags(tags).functionCounters().stream().mapToDouble(FunctionCounter::count).sum();
     }
 
+    /** Hands {@code received} to the pipeline as a listener would, and remembers it for the checks. */
+    private static TestExchange handle(QueryPipeline pipeline, ByteBuf received, TestExchange exchange) {
+        exchange.received = received;
+        pipeline.handle(received, exchange);
+        return exchange;
+    }
+
     private static ByteBuf wire(org.xbill.DNS.Message message) {
         return Unpooled.wrappedBuffer(message.toWire());
     }
@@ -80,7 +87,7 @@ class QueryPipelineTest {
         ByteBuf received = wire(query);
         long before = System.nanoTime();
 
-        pipeline.handle(received, exchange);
+        handle(pipeline, received, exchange);
 
         assertEquals(0, received.refCnt(), "the receive buffer goes back at once");
         assertEquals(1, local.asked, "the local answers were asked first");
@@ -105,10 +112,12 @@ class QueryPipelineTest {
         QueryPipeline pipeline = pipeline(Admission.ADMIT_ALL);
         org.xbill.DNS.Message query = DnsClient.query("local.example.");
         local.answer = bigAnswerTo(query); // larger than the 512 octets of a client without EDNS
+        ByteBuf tooLong = local.answer;
         TestExchange udp = new TestExchange(Transport.UDP);
 
-        pipeline.handle(wire(query), udp);
+        handle(pipeline, wire(query), udp);
 
+        assertEquals(0, tooLong.refCnt(), "the answer that did not fit was released");
         assertTrue(upstream.calls.isEmpty(), "not forwarded");
         org.xbill.DNS.Message answer = read(udp.sent);
         assertTrue(answer.getHeader().getFlag(Flags.TC), "truncated for UDP");
@@ -117,10 +126,47 @@ class QueryPipelineTest {
 
         local.answer = bigAnswerTo(query);
         TestExchange tcp = new TestExchange(Transport.TCP);
-        pipeline.handle(wire(query), tcp);
+        handle(pipeline, wire(query), tcp);
         assertFalse(read(tcp.sent).getHeader().getFlag(Flags.TC), "whole over TCP");
         assertTrue(upstream.calls.isEmpty());
         assertCompleted(pipeline, tcp);
+    }
+
+    @Test
+    void anAnswerTooLongForUdpThatCannotBeParsedToCutIsServfail() throws IOException {
+        QueryPipeline pipeline = pipeline(Admission.ADMIT_ALL);
+        org.xbill.DNS.Message query = DnsClient.query("broken.example.");
+        ByteBuf garbage = Unpooled.buffer(600);
+        garbage.writeShort(query.getHeader().getID()).writeShort(0x8180).writeShort(1).writeShort(0).writeShort(0)
+                .writeShort(0).writeZero(588); // one question, then octets no count accounts for
+        garbage.setByte(12, 63);
+        local.answer = garbage;
+        TestExchange exchange = handle(pipeline, wire(query), new TestExchange(Transport.UDP));
+
+        assertEquals(Rcode.SERVFAIL, read(exchange.sent).getRcode());
+        assertEquals(0, garbage.refCnt());
+        assertEquals(1, count("dotproxy.server.errors", "proto", "udp", "result", "untruncatable"));
+        assertCompleted(pipeline, exchange);
+    }
+
+    @Test
+    void aFaultInsideAStageStillAnswersAndReleases() throws IOException {
+        QueryPipeline pipeline = new QueryPipeline(Admission.ADMIT_ALL, new LocalAnswers() {
+            @Override
+            public ByteBuf answer(ByteBuf query, Message parsed, ByteBufAllocator alloc) {
+                local.lastQuery = query;
+                throw new IllegalStateException("a bug in a stage");
+            }
+
+            @Override
+            public void upstreamAnswered(ByteBuf query, Message parsed, ByteBuf answer) {}
+        }, upstream, new QueryPipeline.Settings(TIMEOUT, 1232), metrics);
+        TestExchange exchange = handle(pipeline, wire(DnsClient.query("bug.example.")), new TestExchange(Transport.TCP));
+
+        assertEquals(Rcode.SERVFAIL, read(exchange.sent).getRcode());
+        assertEquals(1, count("dotproxy.server.errors", "proto", "tcp", "result", "internal"));
+        assertTrue(upstream.calls.isEmpty());
+        assertCompleted(pipeline, exchange);
     }
 
     @ParameterizedTest
@@ -129,7 +175,7 @@ class QueryPipelineTest {
         QueryPipeline pipeline = pipeline((client, via) -> Admission.Verdict.DROP);
         TestExchange exchange = new TestExchange(transport);
 
-        pipeline.handle(wire(DnsClient.query("dropped.example.")), exchange);
+        handle(pipeline, wire(DnsClient.query("dropped.example.")), exchange);
 
         assertTrue(exchange.abandoned);
         assertNull(exchange.sent);
@@ -156,7 +202,7 @@ class QueryPipelineTest {
         TestExchange exchange = new TestExchange(Transport.UDP);
         org.xbill.DNS.Message query = DnsClient.query("refused.example.");
 
-        pipeline.handle(wire(query), exchange);
+        handle(pipeline, wire(query), exchange);
 
         org.xbill.DNS.Message answer = read(exchange.sent);
         assertEquals(Rcode.REFUSED, answer.getRcode());
@@ -172,7 +218,7 @@ class QueryPipelineTest {
         QueryPipeline pipeline = pipeline((client, via) -> Admission.Verdict.REFUSE);
         TestExchange exchange = new TestExchange(Transport.UDP);
 
-        pipeline.handle(Unpooled.wrappedBuffer(HexFormat.of().parseHex("123401000001000000000000076578616d")), exchange);
+        handle(pipeline, Unpooled.wrappedBuffer(HexFormat.of().parseHex("123401000001000000000000076578616d")), exchange);
 
         assertEquals(Rcode.FORMERR, read(exchange.sent).getRcode());
         assertEquals(0, count("dotproxy.server.errors", "result", "refused"));
@@ -188,11 +234,11 @@ class QueryPipelineTest {
             return Admission.Verdict.ADMIT;
         });
         TestExchange shortOne = new TestExchange(Transport.UDP);
-        pipeline.handle(Unpooled.wrappedBuffer(new byte[] {0x12, 0x34, 0x01}), shortOne);
+        handle(pipeline, Unpooled.wrappedBuffer(new byte[] {0x12, 0x34, 0x01}), shortOne);
         org.xbill.DNS.Message response = DnsClient.query("response.example.");
         response.getHeader().setFlag(Flags.QR);
         TestExchange responseOne = new TestExchange(Transport.UDP);
-        pipeline.handle(wire(response), responseOne);
+        handle(pipeline, wire(response), responseOne);
 
         assertTrue(asked.isEmpty());
         assertEquals(1, count("dotproxy.server.dropped", "result", "short"));
@@ -208,7 +254,7 @@ class QueryPipelineTest {
         org.xbill.DNS.Message query = DnsClient.query("notify.example.");
         query.getHeader().setOpcode(org.xbill.DNS.Opcode.NOTIFY);
 
-        pipeline.handle(wire(query), notify);
+        handle(pipeline, wire(query), notify);
 
         assertEquals(Rcode.NOTIMP, read(notify.sent).getRcode());
         assertEquals(1, count("dotproxy.server.errors", "proto", "tcp", "result", "opcode"));
@@ -222,7 +268,7 @@ class QueryPipelineTest {
         QueryPipeline pipeline = pipeline(Admission.ADMIT_ALL);
         TestExchange exchange = new TestExchange(Transport.UDP);
 
-        pipeline.handle(wire(DnsClient.query("failing.example.")), exchange);
+        handle(pipeline, wire(DnsClient.query("failing.example.")), exchange);
         upstream.calls.get(0).callback.onFailure(UpstreamFailure.TIMEOUT);
 
         assertEquals(Rcode.SERVFAIL, read(exchange.sent).getRcode());
@@ -244,7 +290,7 @@ class QueryPipelineTest {
             throws IOException {
         QueryPipeline pipeline = pipeline(Admission.ADMIT_ALL);
         TestExchange edns = new TestExchange(Transport.UDP);
-        pipeline.handle(wire(DnsClient.query("failing.example.", org.xbill.DNS.Type.A, 1232)), edns);
+        handle(pipeline, wire(DnsClient.query("failing.example.", org.xbill.DNS.Type.A, 1232)), edns);
         upstream.calls.get(0).callback.onFailure(failure);
 
         org.xbill.DNS.Message answer = read(edns.sent);
@@ -257,7 +303,7 @@ class QueryPipelineTest {
         assertEquals(1, count("dotproxy.server.extended.errors", "result", tag));
 
         TestExchange plain = new TestExchange(Transport.UDP);
-        pipeline.handle(wire(DnsClient.query("failing.example.")), plain);
+        handle(pipeline, wire(DnsClient.query("failing.example.")), plain);
         upstream.calls.get(1).callback.onFailure(failure);
         assertNull(read(plain.sent).getOPT(), "no EDNS in the query, none in the answer");
         assertEquals(2, count("dotproxy.server.extended.errors", "result", tag), "counted by its reason either way");
@@ -267,7 +313,7 @@ class QueryPipelineTest {
     void refusalCarriesProhibitedForAnEdnsClient() throws IOException {
         QueryPipeline pipeline = pipeline((client, via) -> Admission.Verdict.REFUSE);
         TestExchange exchange = new TestExchange(Transport.TCP);
-        pipeline.handle(wire(DnsClient.query("refused.example.", org.xbill.DNS.Type.A, 1232)), exchange);
+        handle(pipeline, wire(DnsClient.query("refused.example.", org.xbill.DNS.Type.A, 1232)), exchange);
         org.xbill.DNS.Message answer = read(exchange.sent);
         assertEquals(Rcode.REFUSED, answer.getRcode());
         assertEquals(18, ((ExtendedErrorCodeOption) answer.getOPT().getOptions(EDNSOption.Code.EDNS_EXTENDED_ERROR).get(0))
@@ -285,8 +331,11 @@ class QueryPipelineTest {
         assertEquals(1.0, registry.find("dotproxy.server.in.flight").gauge().value());
     }
 
-    private static void assertCompleted(QueryPipeline pipeline, TestExchange exchange) {
-        assertNull(exchange.query(), "the query buffer was released by complete()");
+    private void assertCompleted(QueryPipeline pipeline, TestExchange exchange) {
+        assertEquals(0, exchange.received.refCnt(), "the buffer as received was released");
+        if (local.lastQuery != null) {
+            assertEquals(0, local.lastQuery.refCnt(), "the query's copy was released");
+        }
         assertTrue(exchange.sent != null ^ exchange.abandoned, "exactly one outcome");
         assertEquals(0, pipeline.inFlight());
     }
@@ -316,6 +365,7 @@ class QueryPipelineTest {
     /** The way back to a client, recorded. */
     private static final class TestExchange extends Exchange {
         private final Transport transport;
+        ByteBuf received;
         ByteBuf sent;
         boolean abandoned;
 
@@ -374,12 +424,14 @@ class QueryPipelineTest {
     /** Answers with {@link #answer} once when set; counts what it was asked and shown. */
     private static final class RecordingLocalAnswers implements LocalAnswers {
         ByteBuf answer;
+        ByteBuf lastQuery;
         int asked;
         int seen;
 
         @Override
         public ByteBuf answer(ByteBuf query, Message parsed, ByteBufAllocator alloc) {
             asked++;
+            lastQuery = query;
             ByteBuf given = answer;
             answer = null;
             return given;

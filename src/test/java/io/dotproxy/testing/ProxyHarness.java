@@ -40,7 +40,6 @@ public final class ProxyHarness implements AutoCloseable {
     /** One loop on the production transport where it exists (epoll on Linux, as Vert.x runs there), else NIO. */
     private final EventLoopGroup loop = Epoll.isAvailable() ? new EpollEventLoopGroup(1) : new NioEventLoopGroup(1);
     private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
-    private final ProxySettings settings;
     private final ProxyRuntime runtime;
 
     /** How to assemble the proxy; defaults suit one-upstream tests (no hedging, attempt = deadline). */
@@ -151,10 +150,10 @@ public final class ProxyHarness implements AutoCloseable {
             for (String spec : b.specs) {
                 dot.add(new DotResolver(UpstreamAddress.parse(spec, 853), b.pins));
             }
-            settings = new ProxySettings(
+            ProxySettings settings = new ProxySettings(
                     new ProxyServer.Settings("127.0.0.1", 0, Duration.ofSeconds(2), 50),
                     new QueryPipeline.Settings(b.timeout, 1232),
-                    new ProxySettings.Upstreams(dot, b.policy, b.fallback, Optional.of(caFile),
+                    new ProxySettings.Forwarding(dot, b.policy, b.fallback, Optional.of(caFile),
                             new DotUpstream.Settings(attempt, b.idleTimeout, b.maxInFlight, b.poolSize,
                                     b.handshakesPerSecond, b.handshakeBurst),
                             new UpstreamGroup.Settings(attempt, true, true, b.hedgeMinDelay, b.hedgeShare, b.tryWhenAllDown),
@@ -162,7 +161,11 @@ public final class ProxyHarness implements AutoCloseable {
             runtime = ProxyRuntime.assemble(settings, loop.next(), registry);
             runtime.start();
         } catch (IOException e) {
+            loop.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             throw new UncheckedIOException(e);
+        } catch (RuntimeException e) {
+            loop.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            throw e;
         }
     }
 
@@ -192,11 +195,6 @@ public final class ProxyHarness implements AutoCloseable {
 
     public UpstreamGroup group() {
         return runtime.group();
-    }
-
-    /** The settings the proxy was assembled from. */
-    public ProxySettings settings() {
-        return settings;
     }
 
     /** The pipeline's count of queries accepted and not yet answered or dropped. */

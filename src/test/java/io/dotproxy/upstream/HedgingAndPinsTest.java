@@ -53,6 +53,7 @@ class HedgingAndPinsTest {
             assertTrue(proxy.count("dotproxy.upstream.hedges", "upstream", "127.0.0.1:" + fast.port() + "#" + ProxyHarness.TLS_NAME) >= 1,
                     "counted on the upstream the hedge went to");
             assertEquals(0, proxy.count("dotproxy.upstream.hedges", "upstream", "127.0.0.1:" + slow.port() + "#" + ProxyHarness.TLS_NAME));
+            assertEquals(0, proxy.inFlight(), "answered, though the losing attempt is still out");
         }
     }
 

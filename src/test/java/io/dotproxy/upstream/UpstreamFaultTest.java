@@ -54,6 +54,7 @@ class UpstreamFaultTest {
             assertEquals(1, upstream.queries().size(), "the query did reach the upstream");
             assertEquals(1, proxy.count("dotproxy.upstream.requests", "result", "timeout"));
             assertEquals(1, proxy.count("dotproxy.server.errors", "proto", transport, "result", "upstream"));
+            assertEquals(0, proxy.inFlight(), "the failed query left the pipeline's count");
         }
     }
 
@@ -250,6 +251,7 @@ class UpstreamFaultTest {
             assertEquals(400, upstream.queries().size());
             assertEquals(1, upstream.connectionsAccepted());
             assertEquals(1, upstream.handshakesCompleted());
+            assertEquals(0, proxy.inFlight(), "every answered query left the pipeline's count");
         }
     }
 
