@@ -76,6 +76,18 @@ public final class Replies {
         return out;
     }
 
+    /**
+     * An empty answer with TC=1 to a query that parsed (a rate limiter's "slip"): NOERROR, no
+     * records, flags as for an error answer plus TC, so that a real client retries over TCP
+     * (RFC 7766 §5) while a spoofed source gets no more octets than it sent; the OPT record as
+     * {@link #error} writes it, without an option.
+     */
+    public static ByteBuf truncated(ByteBufAllocator alloc, ByteBuf query, Message parsed) {
+        int optTtl = parsed.dnssecOk() ? DO_BIT : 0;
+        return withoutRecords(alloc, query, parsed, errorFlags(parsed.flags(), Rcode.NOERROR) | Header.FLAG_TC, optTtl,
+                null, null);
+    }
+
     /** The header flags of every error answer: the one place the rule of the class comment lives. */
     private static int errorFlags(int queryFlags, int rcode) {
         // Opcode copied, Z zero (RFC 1035 §4.1.1); AA clear: the proxy is no authority; TC clear:

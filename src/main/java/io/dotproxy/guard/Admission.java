@@ -22,8 +22,17 @@ public interface Admission {
     enum Verdict {
         /** It goes on to the next stage. */
         ADMIT,
-        /** It gets REFUSED (once its wire format is checked, so that the answer can echo it). */
+        /**
+         * It gets REFUSED, with Extended DNS Error 18 "Prohibited" for an EDNS client (once its
+         * wire format is checked, so that the answer can echo it).
+         */
         REFUSE,
+        /**
+         * It gets an empty answer with TC=1 (once its wire format is checked): a real client
+         * retries over TCP, whose handshake proves its address; a spoofed source gets no more
+         * octets than it sent.
+         */
+        SLIP,
         /** It gets no answer at all: an answer to a spoofed source would be a reflection. */
         DROP
     }

@@ -77,10 +77,14 @@ public final class QueryPipeline {
             if (!validate(exchange)) {
                 return;
             }
-            if (verdict == Admission.Verdict.REFUSE) {
-                reply(exchange, Rcode.REFUSED, ServerMetrics.ErrorReason.REFUSED, ExtendedError.PROHIBITED, null);
-            } else if (!answerLocally(exchange)) {
-                forward(exchange);
+            switch (verdict) {
+                case REFUSE -> reply(exchange, Rcode.REFUSED, ServerMetrics.ErrorReason.REFUSED, ExtendedError.PROHIBITED, null);
+                case SLIP -> slip(exchange);
+                default -> {
+                    if (!answerLocally(exchange)) {
+                        forward(exchange);
+                    }
+                }
             }
         } catch (RuntimeException e) {
             failedInside(exchange, e);
@@ -151,6 +155,12 @@ public final class QueryPipeline {
             return false;
         }
         return true;
+    }
+
+    /** The admission's middle way for a UDP client it distrusts: an empty answer with TC=1. */
+    private void slip(Exchange exchange) {
+        metrics.slipped(exchange.transport());
+        deliver(exchange, Replies.truncated(exchange.alloc(), exchange.query(), exchange.parsed()));
     }
 
     /** Stage 3: an answer without asking upstream, when the local answers have one. */

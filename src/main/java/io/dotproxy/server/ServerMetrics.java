@@ -49,6 +49,7 @@ public final class ServerMetrics {
     private final EnumMap<Transport, EnumMap<ErrorReason, Tally>> errors = new EnumMap<>(Transport.class);
     private final EnumMap<ExtendedError, Tally> extendedErrors = new EnumMap<>(ExtendedError.class);
     private final Tally truncated;
+    private final EnumMap<Transport, Tally> slipped = new EnumMap<>(Transport.class);
     private final Tally rejectedConnections;
     private final AtomicInteger openConnections = new AtomicInteger();
     private final AtomicInteger inFlight = new AtomicInteger();
@@ -76,6 +77,8 @@ public final class ServerMetrics {
                         "Error answers made by the proxy itself, by reason", "proto", proto, "result", tag(error)));
             }
             errors.put(transport, errorCounters);
+            slipped.put(transport, Tally.register(registry, "dotproxy.server.slipped",
+                    "Empty TC=1 answers the admission stage chose instead of an answer or a drop", "proto", proto));
         }
         for (ExtendedError ede : ExtendedError.values()) {
             extendedErrors.put(ede, Tally.register(registry, "dotproxy.server.extended.errors",
@@ -126,6 +129,10 @@ public final class ServerMetrics {
 
     void extendedError(ExtendedError ede) {
         extendedErrors.get(ede).increment();
+    }
+
+    void slipped(Transport transport) {
+        slipped.get(transport).increment();
     }
 
     void truncated() {

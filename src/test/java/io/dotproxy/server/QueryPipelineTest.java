@@ -214,6 +214,24 @@ class QueryPipelineTest {
     }
 
     @Test
+    void slippedByAdmissionGetsAnEmptyTruncatedAnswerSoARealClientRetriesOverTcp() throws IOException {
+        QueryPipeline pipeline = pipeline((client, via) -> Admission.Verdict.SLIP);
+        org.xbill.DNS.Message query = DnsClient.query("slipped.example.", org.xbill.DNS.Type.A, 1232);
+        TestExchange exchange = handle(pipeline, wire(query), new TestExchange(Transport.UDP));
+
+        org.xbill.DNS.Message answer = read(exchange.sent);
+        assertTrue(answer.getHeader().getFlag(Flags.TC));
+        assertEquals(Rcode.NOERROR, answer.getRcode());
+        assertEquals(query.getQuestion(), answer.getQuestion());
+        assertEquals(0, answer.getSection(Section.ANSWER).size());
+        assertTrue(exchange.sent.readableBytes() <= wire(query).readableBytes(), "no more octets than were sent");
+        assertEquals(0, local.asked);
+        assertTrue(upstream.calls.isEmpty());
+        assertEquals(1, count("dotproxy.server.slipped", "proto", "udp"));
+        assertCompleted(pipeline, exchange);
+    }
+
+    @Test
     void aRefusedClientsMalformedQueryStillGetsFormerrFromTheWireChecks() throws IOException {
         QueryPipeline pipeline = pipeline((client, via) -> Admission.Verdict.REFUSE);
         TestExchange exchange = new TestExchange(Transport.UDP);
