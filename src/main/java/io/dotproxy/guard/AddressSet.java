@@ -188,9 +188,12 @@ public final class AddressSet {
     /** Whether {@code address} is in one of the blocks. */
     public boolean contains(InetAddress address) {
         byte[] octets = address.getAddress();
-        return AddressBits.isIpv4(octets)
-                ? containsIpv4(AddressBits.ipv4(octets))
-                : containsIpv6(AddressBits.high(octets), AddressBits.low(octets));
+        if (octets.length == 4) {
+            return containsIpv4(AddressBits.ipv4(octets));
+        }
+        long high = AddressBits.high(octets);
+        long low = AddressBits.low(octets);
+        return AddressBits.isMapped(high, low) ? containsIpv4((int) low) : containsIpv6(high, low);
     }
 
     /** Whether the IPv4 address {@code address} is in one of the blocks. */

@@ -130,9 +130,13 @@ public final class RateLimiter {
     /** The verdict on one query from {@code client} over {@code transport}; counts a denial. */
     public Verdict check(InetAddress client, Transport transport) {
         byte[] octets = client.getAddress();
-        return AddressBits.isIpv4(octets)
+        if (octets.length == 4) {
+            return checkIpv4(AddressBits.ipv4(octets), transport);
+        }
+        long high = AddressBits.high(octets);
+        return AddressBits.isMapped(high, AddressBits.low(octets))
                 ? checkIpv4(AddressBits.ipv4(octets), transport)
-                : checkIpv6(AddressBits.high(octets), transport);
+                : checkIpv6(high, transport);
     }
 
     /** {@link #check} for an IPv4 client (or an IPv4-mapped one). */
