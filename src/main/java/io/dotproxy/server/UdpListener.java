@@ -1,7 +1,7 @@
 package io.dotproxy.server;
 
-import io.dotproxy.net.Transport;
 import io.dotproxy.net.ChannelTypes;
+import io.dotproxy.net.Transport;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;

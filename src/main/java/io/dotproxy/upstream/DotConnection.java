@@ -1,6 +1,7 @@
 package io.dotproxy.upstream;
 
 import io.dotproxy.dns.Header;
+import io.dotproxy.net.ChannelTypes;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
@@ -11,7 +12,6 @@ import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
 import io.netty.channel.socket.SocketChannel;
-import io.dotproxy.net.ChannelTypes;
 import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
 import io.netty.handler.flush.FlushConsolidationHandler;
 import io.netty.handler.ssl.ReferenceCountedOpenSslEngine;

@@ -6,11 +6,11 @@ import io.dotproxy.dns.Padding;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.EventLoop;
 import java.time.Duration;
-import java.util.List;
-import org.jboss.logging.Logger;
 import java.util.ArrayDeque;
+import java.util.List;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
+import org.jboss.logging.Logger;
 
 /**
  * One DNS-over-TLS resolver (RFC 7858), reached over a small pool of persistent, pipelined

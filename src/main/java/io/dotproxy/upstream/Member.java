@@ -2,8 +2,8 @@ package io.dotproxy.upstream;
 
 import io.dotproxy.dns.Message;
 import io.dotproxy.dns.WireFormatException;
-import io.netty.buffer.ByteBuf;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.EventLoop;
 import java.net.InetSocketAddress;

@@ -2,6 +2,7 @@ package io.dotproxy.upstream;
 
 import io.dotproxy.dns.Header;
 import io.dotproxy.dns.Message;
+import io.dotproxy.net.ChannelTypes;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
@@ -17,16 +18,15 @@ import io.netty.channel.socket.DatagramChannel;
 import io.netty.channel.socket.DatagramPacket;
 import io.netty.channel.socket.InternetProtocolFamily;
 import io.netty.channel.socket.SocketChannel;
-import io.dotproxy.net.ChannelTypes;
 import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
 import io.netty.util.NetUtil;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.net.Inet4Address;
 import java.net.InetSocketAddress;
 import java.security.SecureRandom;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
-import java.util.concurrent.RejectedExecutionException;
 
 /**
  * A plain DNS server (UDP, then TCP when the answer is truncated), for the opt-in fallback only.
