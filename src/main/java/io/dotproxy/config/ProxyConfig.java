@@ -44,6 +44,65 @@ public interface ProxyConfig {
     @WithDefault("try")
     String allDown();
 
+    /**
+     * Clients that may ask, as CIDRs (IPv4 and IPv6, comma-separated; an IPv4-mapped IPv6 client
+     * matches IPv4 entries). Unset: loopback, RFC 1918, 100.64.0.0/10, link-local and fc00::/7, so
+     * a cluster works and the internet is refused. {@code 0.0.0.0/0,::/0} lets everyone ask.
+     */
+    Optional<List<String>> allow();
+
+    /** What a UDP client outside the allow-list gets: answer (REFUSED) or drop (nothing). TCP clients get REFUSED. */
+    @WithDefault("answer")
+    String refuse();
+
+    /** Queries in flight in the whole process at most; beyond it a query gets SERVFAIL at once. */
+    @WithDefault("10000")
+    int maxInFlight();
+
+    /** Per-client rate limits (off unless {@code qps} is set). */
+    RateLimit rateLimit();
+
+    /**
+     * A token bucket per client prefix; a client over its limit for {@code block-after} is blocked
+     * for {@code block-time}. Off by default: clients on host networking or behind SNAT share one
+     * address, and one limit for all of them would refuse a whole node.
+     */
+    interface RateLimit {
+        /** Queries per second per client prefix, sustained; 0 turns rate limiting off. */
+        @WithDefault("0")
+        double qps();
+
+        /** Queries a client may send at once above the rate. Unset: twice {@code qps}. */
+        Optional<Integer> burst();
+
+        /** How long a client may stay over its limit before it is blocked. */
+        @WithDefault("2s")
+        Duration blockAfter();
+
+        /** How long a block lasts. */
+        @WithDefault("60s")
+        Duration blockTime();
+
+        /** Of a limited client's UDP queries, every Nth gets an empty TC=1 answer (a retry over TCP); 0: none. */
+        @WithDefault("2")
+        int slip();
+
+        /** IPv4 clients share a bucket per prefix of this length. */
+        @WithDefault("32")
+        int ipv4Prefix();
+
+        /** IPv6 clients share a bucket per prefix of this length (a /64 is one host or LAN). */
+        @WithDefault("64")
+        int ipv6Prefix();
+
+        /** Clients (CIDRs) never rate limited, such as a node-local cache. */
+        Optional<List<String>> exempt();
+
+        /** Client prefixes tracked at most; the least recently seen goes first. */
+        @WithDefault("100000")
+        int maxClients();
+    }
+
     /** Hedged second attempts. */
     Hedge hedge();
 
@@ -99,6 +158,22 @@ public interface ProxyConfig {
         /** Client connections open at once at most; more are closed on accept. */
         @WithDefault("1000")
         int maxConnections();
+
+        /** Connections from one client address at most; more are closed on accept. */
+        @WithDefault("100")
+        int maxConnectionsPerClient();
+
+        /** Once a frame's first octet has arrived, the whole frame must arrive within this, or the connection closes. */
+        @WithDefault("5s")
+        Duration frameTimeout();
+
+        /** A connection takes no more queries after this many and closes once they are answered; 0: no limit. */
+        @WithDefault("10000")
+        int maxQueries();
+
+        /** A connection takes no more queries after this age and closes once they are answered; 0: no limit. */
+        @WithDefault("10m")
+        Duration maxAge();
     }
 
     /** Client UDP settings. */

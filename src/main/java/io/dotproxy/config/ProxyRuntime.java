@@ -1,7 +1,8 @@
 package io.dotproxy.config;
 
 import io.dotproxy.cache.LocalAnswers;
-import io.dotproxy.guard.Admission;
+import io.dotproxy.guard.Guard;
+import io.dotproxy.guard.GuardMetrics;
 import io.dotproxy.server.ProxyServer;
 import io.dotproxy.server.QueryPipeline;
 import io.dotproxy.server.ServerMetrics;
@@ -80,8 +81,8 @@ public final class ProxyRuntime {
         UpstreamGroup group = new UpstreamGroup(members, Policy.named(forwarding.policy()), forwarding.group(), fallback,
                 loop, groupMetrics);
         ServerMetrics serverMetrics = new ServerMetrics(registry);
-        QueryPipeline pipeline = new QueryPipeline(Admission.ADMIT_ALL, LocalAnswers.NONE, group, settings.pipeline(),
-                serverMetrics);
+        Guard guard = new Guard(settings.guard(), new GuardMetrics(registry));
+        QueryPipeline pipeline = new QueryPipeline(guard, LocalAnswers.NONE, group, settings.pipeline(), serverMetrics);
         ProxyServer server = new ProxyServer(settings.listen(), pipeline, serverMetrics, loop);
         return new ProxyRuntime(settings, group, pipeline, server, tls.provider());
     }

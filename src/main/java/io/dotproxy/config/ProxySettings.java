@@ -1,5 +1,6 @@
 package io.dotproxy.config;
 
+import io.dotproxy.guard.Guard;
 import io.dotproxy.server.ProxyServer;
 import io.dotproxy.server.QueryPipeline;
 import io.dotproxy.upstream.DotResolver;
@@ -18,10 +19,12 @@ import java.util.Optional;
  * contents), so a reload can tell what changed.
  *
  * @param listen where clients reach the proxy, and its client TCP limits
- * @param pipeline the per-query deadline and the UDP answer size limit
+ * @param guard who may ask, and how fast
+ * @param pipeline the per-query deadline, the UDP answer size limit and the cap on queries in flight
  * @param forwarding where queries go, and how
  */
-public record ProxySettings(ProxyServer.Settings listen, QueryPipeline.Settings pipeline, Forwarding forwarding) {
+public record ProxySettings(ProxyServer.Settings listen, Guard.Settings guard, QueryPipeline.Settings pipeline,
+                            Forwarding forwarding) {
 
     /**
      * Where queries go, and how: the upstreams and the group's behaviour.

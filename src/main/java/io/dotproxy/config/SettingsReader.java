@@ -1,7 +1,11 @@
 package io.dotproxy.config;
 
+import io.dotproxy.guard.AddressSet;
+import io.dotproxy.guard.Guard;
+import io.dotproxy.guard.RateLimiter;
 import io.dotproxy.server.ProxyServer;
 import io.dotproxy.server.QueryPipeline;
+import io.dotproxy.server.TcpListener;
 import io.dotproxy.upstream.DotResolver;
 import io.dotproxy.upstream.DotUpstream;
 import io.dotproxy.upstream.Member;
@@ -47,15 +51,62 @@ final class SettingsReader {
      * @throws ConfigError for the first value that cannot be used
      */
     static ProxySettings read(ProxyConfig config, Optional<String> dotHost) {
+        ProxyConfig.Tcp tcp = config.tcp();
         ProxyServer.Settings listen = new ProxyServer.Settings(
                 listenHost(config.listen().host()),
                 range("dotproxy.listen.port", config.listen().port(), 0, 65535),
-                positive("dotproxy.tcp.idle-timeout", config.tcp().idleTimeout(), Duration.ofMillis(100), Duration.ofHours(1)),
-                range("dotproxy.tcp.max-connections", config.tcp().maxConnections(), 1, 1_000_000));
+                new TcpListener.Settings(
+                        positive("dotproxy.tcp.idle-timeout", tcp.idleTimeout(), Duration.ofMillis(100), Duration.ofHours(1)),
+                        range("dotproxy.tcp.max-connections", tcp.maxConnections(), 1, 1_000_000),
+                        range("dotproxy.tcp.max-connections-per-client", tcp.maxConnectionsPerClient(), 1, 1_000_000),
+                        positive("dotproxy.tcp.frame-timeout", tcp.frameTimeout(), Duration.ofMillis(100), Duration.ofMinutes(1)),
+                        range("dotproxy.tcp.max-queries", tcp.maxQueries(), 0, Integer.MAX_VALUE),
+                        positive("dotproxy.tcp.max-age", tcp.maxAge(), Duration.ZERO, Duration.ofDays(1))));
         QueryPipeline.Settings pipeline = new QueryPipeline.Settings(
                 positive("dotproxy.timeout", config.timeout(), Duration.ofMillis(10), Duration.ofSeconds(60)),
-                range("dotproxy.udp.max-payload", config.udp().maxPayload(), 512, 65535));
-        return new ProxySettings(listen, pipeline, forwarding(config, dotHost));
+                range("dotproxy.udp.max-payload", config.udp().maxPayload(), 512, 65535),
+                range("dotproxy.max-in-flight", config.maxInFlight(), 1, 1_000_000));
+        return new ProxySettings(listen, guard(config), pipeline, forwarding(config, dotHost));
+    }
+
+    private static Guard.Settings guard(ProxyConfig config) {
+        AddressSet allow = addresses("dotproxy.allow", config.allow().orElse(AddressSet.PRIVATE_NETWORKS));
+        if (allow.isEmpty()) {
+            throw new ConfigError("dotproxy.allow", "", "at least one CIDR; 0.0.0.0/0,::/0 lets every client ask");
+        }
+        boolean dropRefusedUdp = oneOf("dotproxy.refuse", config.refuse(), List.of("answer", "drop")).equals("drop");
+        ProxyConfig.RateLimit limit = config.rateLimit();
+        AddressSet exempt = addresses("dotproxy.rate-limit.exempt", limit.exempt().orElse(List.of()));
+        return new Guard.Settings(allow, dropRefusedUdp, rateLimit(limit), exempt);
+    }
+
+    /** The rate limit, or none when {@code qps} is 0 (the default). */
+    private static Optional<RateLimiter.Settings> rateLimit(ProxyConfig.RateLimit limit) {
+        double qps = limit.qps();
+        if (!(qps >= 0 && qps <= 1_000_000)) {
+            throw new ConfigError("dotproxy.rate-limit.qps", qps, "expected a number from 0 (off) to 1000000");
+        }
+        if (qps == 0) {
+            return Optional.empty();
+        }
+        int burst = limit.burst().orElse((int) Math.min(1_000_000, Math.max(1, Math.ceil(2 * qps))));
+        return Optional.of(new RateLimiter.Settings(qps,
+                range("dotproxy.rate-limit.burst", burst, 1, 1_000_000),
+                positive("dotproxy.rate-limit.block-after", limit.blockAfter(), Duration.ZERO, Duration.ofHours(1)),
+                positive("dotproxy.rate-limit.block-time", limit.blockTime(), Duration.ofSeconds(1), Duration.ofHours(24)),
+                range("dotproxy.rate-limit.slip", limit.slip(), 0, 100),
+                range("dotproxy.rate-limit.ipv4-prefix", limit.ipv4Prefix(), 1, 32),
+                range("dotproxy.rate-limit.ipv6-prefix", limit.ipv6Prefix(), 1, 64),
+                range("dotproxy.rate-limit.max-clients", limit.maxClients(), 1, 10_000_000)));
+    }
+
+    private static AddressSet addresses(String setting, List<String> cidrs) {
+        try {
+            return AddressSet.parse(cidrs);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigError(setting, String.join(",", cidrs),
+                    e.getMessage() + "; expected CIDRs such as 10.0.0.0/8,fd00::/8 or single addresses");
+        }
     }
 
     private static ProxySettings.Forwarding forwarding(ProxyConfig config, Optional<String> dotHost) {
@@ -242,9 +293,21 @@ final class SettingsReader {
 
     static Duration positive(String setting, Duration value, Duration min, Duration max) {
         if (value.compareTo(min) < 0 || value.compareTo(max) > 0) {
-            throw new ConfigError(setting, value, "expected a duration from " + min.toMillis() + "ms to "
-                    + max.toSeconds() + "s, such as 2s or 500ms");
+            throw new ConfigError(setting, written(value), "expected a duration from " + written(min) + " to "
+                    + written(max) + ", such as 2s or 500ms");
         }
         return value;
+    }
+
+    /** A duration as an operator writes one: {@code 500ms}, {@code 2s}, {@code 10m}, {@code 1h}, {@code 1d}. */
+    static String written(Duration duration) {
+        long millis = duration.toMillis();
+        for (var unit : List.of(Map.entry(86_400_000L, "d"), Map.entry(3_600_000L, "h"), Map.entry(60_000L, "m"),
+                Map.entry(1000L, "s"))) {
+            if (millis != 0 && millis % unit.getKey() == 0) {
+                return millis / unit.getKey() + unit.getValue();
+            }
+        }
+        return millis == 0 ? "0s" : millis + "ms";
     }
 }

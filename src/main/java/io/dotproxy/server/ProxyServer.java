@@ -9,7 +9,6 @@ import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.UnknownHostException;
-import java.time.Duration;
 import org.jboss.logging.Logger;
 
 /**
@@ -22,10 +21,9 @@ public final class ProxyServer {
      *
      * @param host address to bind; {@code ::} means every IPv6 and IPv4 address
      * @param port port for both UDP and TCP; 0 picks a free one
-     * @param tcpIdleTimeout close TCP connections idle this long
-     * @param tcpMaxConnections open TCP connections at most
+     * @param tcp the client TCP limits
      */
-    public record Settings(String host, int port, Duration tcpIdleTimeout, int tcpMaxConnections) {}
+    public record Settings(String host, int port, TcpListener.Settings tcp) {}
 
     private static final Logger LOG = Logger.getLogger(ProxyServer.class);
     private static final int BIND_ATTEMPTS = 5;
@@ -42,7 +40,7 @@ public final class ProxyServer {
         this.settings = settings;
         this.loop = loop;
         this.udp = new UdpListener(pipeline);
-        this.tcp = new TcpListener(pipeline, metrics, settings.tcpIdleTimeout(), settings.tcpMaxConnections());
+        this.tcp = new TcpListener(pipeline, metrics, settings.tcp());
     }
 
     /**

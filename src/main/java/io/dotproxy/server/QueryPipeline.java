@@ -37,8 +37,10 @@ public final class QueryPipeline {
      *
      * @param timeout the deadline of each query, shared by every attempt upstream
      * @param maxUdpPayload largest UDP answer sent, whatever larger size a client advertises
+     * @param maxInFlight queries in flight at most; a query beyond it that cannot be answered
+     *     locally gets SERVFAIL at once, never a place in an unbounded queue
      */
-    public record Settings(Duration timeout, int maxUdpPayload) {}
+    public record Settings(Duration timeout, int maxUdpPayload, int maxInFlight) {}
 
     private static final Logger LOG = Logger.getLogger(QueryPipeline.class);
 
@@ -47,6 +49,7 @@ public final class QueryPipeline {
     private final Upstream upstream;
     private final long timeoutNanos;
     private final int maxUdpPayload;
+    private final int maxInFlight;
     private final ServerMetrics metrics;
 
     public QueryPipeline(Admission admission, LocalAnswers localAnswers, Upstream upstream, Settings settings,
@@ -56,6 +59,7 @@ public final class QueryPipeline {
         this.upstream = upstream;
         this.timeoutNanos = settings.timeout().toNanos();
         this.maxUdpPayload = settings.maxUdpPayload();
+        this.maxInFlight = settings.maxInFlight();
         this.metrics = metrics;
     }
 
@@ -81,7 +85,13 @@ public final class QueryPipeline {
                 case REFUSE -> reply(exchange, Rcode.REFUSED, ServerMetrics.ErrorReason.REFUSED, ExtendedError.PROHIBITED, null);
                 case SLIP -> slip(exchange);
                 default -> {
-                    if (!answerLocally(exchange)) {
+                    if (answerLocally(exchange)) {
+                        return;
+                    }
+                    if (metrics.inFlight() > maxInFlight) { // this query counts too
+                        reply(exchange, Rcode.SERVFAIL, ServerMetrics.ErrorReason.BUSY, ExtendedError.OTHER,
+                                "too many queries in flight");
+                    } else {
                         forward(exchange);
                     }
                 }

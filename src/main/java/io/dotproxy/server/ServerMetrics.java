@@ -1,9 +1,9 @@
 package io.dotproxy.server;
 
-import io.dotproxy.net.Transport;
 import io.dotproxy.dns.ExtendedError;
 import io.dotproxy.dns.Rcode;
 import io.dotproxy.metrics.Tally;
+import io.dotproxy.net.Transport;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.util.EnumMap;
@@ -27,6 +27,24 @@ public final class ServerMetrics {
         INTERNAL
     }
 
+    /** Why a client TCP connection was closed as soon as it was accepted. */
+    public enum Rejection {
+        /** The cap on connections in all was reached. */
+        TOTAL,
+        /** The cap on connections from one client address was reached. */
+        PER_CLIENT
+    }
+
+    /** Why the proxy closed a client TCP connection it had accepted (idle ones aside). */
+    public enum Closing {
+        /** A frame began and did not complete within the frame timeout (a slow drip). */
+        FRAME_TIMEOUT,
+        /** Retired after its maximum number of queries, once answered. */
+        MAX_QUERIES,
+        /** Retired at its maximum age, once answered. */
+        MAX_AGE
+    }
+
     /** Why the proxy answered with an error of its own instead of an upstream's answer. */
     public enum ErrorReason {
         /** The query did not parse past its header, or had no single question: FORMERR. */
@@ -40,7 +58,9 @@ public final class ServerMetrics {
         /** The admission stage (the guard) refused the client: REFUSED. */
         REFUSED,
         /** A fault of the proxy's own while a stage ran (logged at DEBUG): SERVFAIL. */
-        INTERNAL
+        INTERNAL,
+        /** The proxy had as many queries in flight as it may: SERVFAIL at once. */
+        BUSY
     }
 
     private final EnumMap<Transport, Tally> queries = new EnumMap<>(Transport.class);
@@ -50,7 +70,8 @@ public final class ServerMetrics {
     private final EnumMap<ExtendedError, Tally> extendedErrors = new EnumMap<>(ExtendedError.class);
     private final Tally truncated;
     private final EnumMap<Transport, Tally> slipped = new EnumMap<>(Transport.class);
-    private final Tally rejectedConnections;
+    private final EnumMap<Rejection, Tally> rejectedConnections = new EnumMap<>(Rejection.class);
+    private final EnumMap<Closing, Tally> closedConnections = new EnumMap<>(Closing.class);
     private final AtomicInteger openConnections = new AtomicInteger();
     private final AtomicInteger inFlight = new AtomicInteger();
 
@@ -87,8 +108,16 @@ public final class ServerMetrics {
         }
         truncated = Tally.register(registry, "dotproxy.server.truncated",
                 "UDP answers cut to the client's payload size with TC=1", "proto", Transport.UDP.tag());
-        rejectedConnections = Tally.register(registry, "dotproxy.server.connections.rejected",
-                "TCP connections closed at once because the connection cap was reached", "proto", Transport.TCP.tag());
+        for (Rejection rejection : Rejection.values()) {
+            rejectedConnections.put(rejection, Tally.register(registry, "dotproxy.server.connections.rejected",
+                    "TCP connections closed at once because a connection cap was reached", "proto", Transport.TCP.tag(),
+                    "result", tag(rejection)));
+        }
+        for (Closing closing : Closing.values()) {
+            closedConnections.put(closing, Tally.register(registry, "dotproxy.server.connections.closed",
+                    "Client TCP connections the proxy closed, by reason (idle ones aside)", "proto", Transport.TCP.tag(),
+                    "result", tag(closing)));
+        }
         Gauge.builder("dotproxy.server.connections", openConnections, AtomicInteger::get)
                 .description("Open client TCP connections")
                 .tag("proto", Transport.TCP.tag()).register(registry);
@@ -144,13 +173,21 @@ public final class ServerMetrics {
         while (true) {
             int open = openConnections.get();
             if (open >= max) {
-                rejectedConnections.increment();
+                connectionRejected(Rejection.TOTAL);
                 return false;
             }
             if (openConnections.compareAndSet(open, open + 1)) {
                 return true;
             }
         }
+    }
+
+    void connectionRejected(Rejection rejection) {
+        rejectedConnections.get(rejection).increment();
+    }
+
+    void connectionClosed(Closing closing) {
+        closedConnections.get(closing).increment();
     }
 
     void connectionClosed() {

@@ -1,5 +1,6 @@
 package io.dotproxy.server;
 
+import io.dotproxy.net.ChannelTypes;
 import io.dotproxy.net.Transport;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
@@ -15,28 +16,44 @@ import io.netty.channel.EventLoopGroup;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.SocketChannel;
-import io.dotproxy.net.ChannelTypes;
-import io.netty.handler.codec.LengthFieldBasedFrameDecoder;
 import io.netty.handler.codec.LengthFieldPrepender;
 import io.netty.handler.flush.FlushConsolidationHandler;
 import io.netty.handler.timeout.IdleStateEvent;
 import io.netty.handler.timeout.IdleStateHandler;
+import io.netty.util.concurrent.ScheduledFuture;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import org.jboss.logging.Logger;
-import java.util.concurrent.RejectedExecutionException;
 
 /**
  * The TCP side of the proxy (RFC 7766): messages framed by a 2-octet length, many queries per
  * connection, answers written as soon as each is ready (out of order), idle connections closed,
- * and a cap on open connections. A connection with many queries outstanding stops being read
- * until answers drain, which pushes back on the client through TCP flow control.
+ * and caps on open connections, in all and per client. A connection with many queries outstanding
+ * stops being read until answers drain, which pushes back on the client through TCP flow control.
+ * A connection is retired after a number of queries or an age: it takes no more queries, and
+ * closes once its last answer is written, so that long-lived clients spread over the replicas
+ * behind a Service as they reconnect.
  */
 public final class TcpListener {
+    /**
+     * Client TCP limits.
+     *
+     * @param idleTimeout a connection with no query outstanding is closed after this long (RFC 7766 §6.2.3)
+     * @param maxConnections connections beyond this are closed as soon as they are accepted
+     * @param maxConnectionsPerClient connections from one address beyond this are closed at once
+     * @param frameTimeout once a frame's first octet has arrived, the whole frame must within this
+     * @param maxQueries a connection is retired after this many queries; 0: never
+     * @param maxAge a connection is retired this long after it opened; zero: never
+     */
+    public record Settings(Duration idleTimeout, int maxConnections, int maxConnectionsPerClient, Duration frameTimeout,
+                           int maxQueries, Duration maxAge) {}
+
     private static final Logger LOG = Logger.getLogger(TcpListener.class);
-    /** Largest frame: a 65,535-octet message plus its 2-octet length (Netty counts both). */
-    private static final int MAX_FRAME = 65535 + 2;
     /** Answers queued for a client that does not read them: above this, reading pauses. */
     private static final WriteBufferWaterMark WRITE_LIMITS = new WriteBufferWaterMark(32 * 1024, 64 * 1024);
     /** Queries outstanding per connection before reading pauses. */
@@ -44,18 +61,14 @@ public final class TcpListener {
 
     private final QueryPipeline pipeline;
     private final ServerMetrics metrics;
-    private final Duration idleTimeout;
-    private final int maxConnections;
+    private final Settings settings;
+    /** Open connections by client address; touched on the listener's event loop only. */
+    private final Map<InetAddress, Integer> perClient = new HashMap<>();
 
-    /**
-     * @param idleTimeout a connection with no query outstanding is closed after this long (RFC 7766 §6.2.3)
-     * @param maxConnections connections beyond this are closed as soon as they are accepted
-     */
-    public TcpListener(QueryPipeline pipeline, ServerMetrics metrics, Duration idleTimeout, int maxConnections) {
+    public TcpListener(QueryPipeline pipeline, ServerMetrics metrics, Settings settings) {
         this.pipeline = pipeline;
         this.metrics = metrics;
-        this.idleTimeout = idleTimeout;
-        this.maxConnections = maxConnections;
+        this.settings = settings;
     }
 
     /** Binds the server socket; the returned future's channel is the listener. */
@@ -71,14 +84,22 @@ public final class TcpListener {
                 .childHandler(new ChannelInitializer<SocketChannel>() {
                     @Override
                     protected void initChannel(SocketChannel ch) {
-                        if (!metrics.tryOpenConnection(maxConnections)) {
+                        if (!metrics.tryOpenConnection(settings.maxConnections())) {
                             ch.close();
                             return;
                         }
                         ch.closeFuture().addListener(f -> metrics.connectionClosed());
+                        InetAddress client = ch.remoteAddress().getAddress();
+                        if (!tryOpenFrom(client)) {
+                            metrics.connectionRejected(ServerMetrics.Rejection.PER_CLIENT);
+                            ch.close();
+                            return;
+                        }
+                        ch.closeFuture().addListener(f -> closedFrom(client));
                         ch.pipeline().addLast(
-                                new IdleStateHandler(0, 0, idleTimeout.toMillis(), TimeUnit.MILLISECONDS),
-                                new LengthFieldBasedFrameDecoder(MAX_FRAME, 0, 2, 0, 2),
+                                new IdleStateHandler(0, 0, settings.idleTimeout().toMillis(), TimeUnit.MILLISECONDS),
+                                new FrameDecoder(settings.frameTimeout().toNanos(),
+                                        () -> metrics.connectionClosed(ServerMetrics.Closing.FRAME_TIMEOUT)),
                                 new LengthFieldPrepender(2),
                                 new FlushConsolidationHandler(256, true),
                                 new ClientConnection());
@@ -87,28 +108,78 @@ public final class TcpListener {
                 .bind(address);
     }
 
-    /** One client connection: counts what is outstanding, pauses reading, closes when idle. */
+    private boolean tryOpenFrom(InetAddress client) {
+        int open = perClient.getOrDefault(client, 0);
+        if (open >= settings.maxConnectionsPerClient()) {
+            return false;
+        }
+        perClient.put(client, open + 1);
+        return true;
+    }
+
+    private void closedFrom(InetAddress client) {
+        perClient.computeIfPresent(client, (address, open) -> open > 1 ? open - 1 : null);
+    }
+
+    /** One client connection: counts what is outstanding, pauses reading, closes when idle or retired. */
     private final class ClientConnection extends ChannelInboundHandlerAdapter {
         private ChannelHandlerContext ctx;
         private EventLoop loop;
         private InetSocketAddress client;
         private int outstanding;
+        private int queries;
+        /** No more queries are read: the client half-closed, or the connection is retired. */
         private boolean inputClosed;
+        private ScheduledFuture<?> ageLimit;
 
         @Override
         public void handlerAdded(ChannelHandlerContext ctx) {
             this.ctx = ctx;
             this.loop = ctx.channel().eventLoop();
             this.client = (InetSocketAddress) ctx.channel().remoteAddress();
+            if (!settings.maxAge().isZero()) {
+                ageLimit = loop.schedule(() -> retire(ServerMetrics.Closing.MAX_AGE), settings.maxAge().toNanos(),
+                        TimeUnit.NANOSECONDS);
+            }
+        }
+
+        @Override
+        public void handlerRemoved(ChannelHandlerContext ctx) {
+            if (ageLimit != null) {
+                ageLimit.cancel(false);
+            }
         }
 
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            if (inputClosed) {
+                ((ByteBuf) msg).release(); // frames already decoded when the connection was retired
+                return;
+            }
             outstanding++;
             if (outstanding >= MAX_PIPELINED || !ctx.channel().isWritable()) {
                 ctx.channel().config().setAutoRead(false);
             }
             pipeline.handle((ByteBuf) msg, new TcpExchange(this));
+            if (++queries == settings.maxQueries()) {
+                retire(ServerMetrics.Closing.MAX_QUERIES);
+            }
+        }
+
+        /**
+         * Takes no more queries and closes once the last answer is written: between answers, so
+         * nothing the client asked is lost. Frames it sent after this point are not read.
+         */
+        private void retire(ServerMetrics.Closing reason) {
+            if (inputClosed || !ctx.channel().isActive()) {
+                return;
+            }
+            metrics.connectionClosed(reason);
+            inputClosed = true;
+            ctx.channel().config().setAutoRead(false);
+            if (outstanding == 0) {
+                ctx.close();
+            }
         }
 
         @Override
@@ -119,7 +190,8 @@ public final class TcpListener {
 
         /** Reads again once both the queries outstanding and the answers queued are below their limits. */
         private void resumeReadingIfDrained() {
-            if (outstanding < MAX_PIPELINED && ctx.channel().isWritable() && !ctx.channel().config().isAutoRead()) {
+            if (!inputClosed && outstanding < MAX_PIPELINED && ctx.channel().isWritable()
+                    && !ctx.channel().config().isAutoRead()) {
                 ctx.channel().config().setAutoRead(true);
             }
         }

@@ -1,10 +1,14 @@
 package io.dotproxy.config;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.dotproxy.guard.AddressSet;
+import io.dotproxy.guard.Guard;
+import io.dotproxy.guard.RateLimiter;
 import io.dotproxy.upstream.DotResolver;
 import io.dotproxy.upstream.UpstreamAddress;
 import io.quarkus.runtime.configuration.DurationConverter;
@@ -12,6 +16,7 @@ import io.smallrye.config.ConfigValidationException;
 import io.smallrye.config.PropertiesConfigSource;
 import io.smallrye.config.SmallRyeConfig;
 import io.smallrye.config.SmallRyeConfigBuilder;
+import java.net.InetAddress;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
@@ -92,26 +97,77 @@ class SettingsReaderTest {
     @ParameterizedTest(name = "{0}={1}")
     @CsvSource(delimiter = '|', value = {
         "dotproxy.listen.port                   | 70000 | expected a whole number from 0 to 65535",
-        "dotproxy.timeout                       | 0s    | expected a duration from 10ms to 60s",
-        "dotproxy.tcp.idle-timeout              | 50ms  | expected a duration from 100ms to 3600s",
+        "dotproxy.timeout                       | 0s    | expected a duration from 10ms to 1m",
+        "dotproxy.tcp.idle-timeout              | 50ms  | expected a duration from 100ms to 1h",
         "dotproxy.tcp.max-connections           | 0     | expected a whole number from 1 to 1000000",
         "dotproxy.udp.max-payload               | 511   | expected a whole number from 512 to 65535",
-        "dotproxy.upstream.attempt-timeout      | 61s   | expected a duration from 10ms to 60s",
-        "dotproxy.upstream.idle-timeout         | 2h    | expected a duration from 100ms to 3600s",
+        "dotproxy.upstream.attempt-timeout      | 61s   | expected a duration from 10ms to 1m",
+        "dotproxy.upstream.idle-timeout         | 2h    | expected a duration from 100ms to 1h",
         "dotproxy.upstream.max-in-flight        | 65536 | expected a whole number from 1 to 65535",
         "dotproxy.upstream.pool-size            | 65    | expected a whole number from 1 to 64",
         "dotproxy.upstream.handshakes-per-second | 0    | expected a number above 0 and at most 1000",
         "dotproxy.upstream.handshake-burst      | 0     | expected a whole number from 1 to 1000",
-        "dotproxy.hedge.min-delay               | 61s   | expected a duration from 0ms to 60s",
+        "dotproxy.hedge.min-delay               | 61s   | expected a duration from 0s to 1m",
         "dotproxy.hedge.max-share               | 1.5   | expected a share from 0 to 1",
         "dotproxy.all-down                      | maybe | expected one of try, servfail",
         "dotproxy.policy                        | best  | expected one of fastest, failover, round-robin, random",
         "dotproxy.retry-on                      | nxdomain | expected one of servfail, refused, none",
+        "dotproxy.max-in-flight                 | 0     | expected a whole number from 1 to 1000000",
+        "dotproxy.refuse                        | ignore | expected one of answer, drop",
+        "dotproxy.rate-limit.qps                | -1    | expected a number from 0 (off) to 1000000",
     })
     void readingChecksEveryRangeUnderItsOwnKey(String setting, String value, String allowed) {
         ConfigError error = assertThrows(ConfigError.class, () -> read(Map.of(setting, value)));
         assertTrue(error.getMessage().startsWith("Invalid configuration: " + setting + "="), error.getMessage());
         assertTrue(error.getMessage().contains(allowed), error.getMessage());
+    }
+
+    @ParameterizedTest(name = "{0}={1}")
+    @CsvSource(delimiter = '|', value = {
+        "dotproxy.rate-limit.burst       | 0   | expected a whole number from 1 to 1000000",
+        "dotproxy.rate-limit.block-after | 2h  | expected a duration from 0s to 1h",
+        "dotproxy.rate-limit.block-time  | 0s  | expected a duration from 1s to 1d",
+        "dotproxy.rate-limit.slip        | 101 | expected a whole number from 0 to 100",
+        "dotproxy.rate-limit.ipv4-prefix | 33  | expected a whole number from 1 to 32",
+        "dotproxy.rate-limit.ipv6-prefix | 65  | expected a whole number from 1 to 64",
+        "dotproxy.rate-limit.max-clients | 0   | expected a whole number from 1 to 10000000",
+    })
+    void rateLimitRangesAreCheckedOnceItIsOn(String setting, String value, String allowed) {
+        assertTrue(read(Map.of(setting, value)).guard().rateLimit().isEmpty(), "off: nothing of it is used");
+        ConfigError error = assertThrows(ConfigError.class,
+                () -> read(Map.of("dotproxy.rate-limit.qps", "50", setting, value)));
+        assertEquals("Invalid configuration: " + setting + "=" + value + ": " + allowed,
+                error.getMessage().replaceAll(", such as 2s or 500ms$", ""));
+    }
+
+    @Test
+    void theGuardAdmitsPrivateNetworksAndLimitsNoRateByDefault() throws Exception {
+        ProxySettings defaults = read(Map.of());
+        Guard.Settings guard = defaults.guard();
+        assertEquals(AddressSet.parse(AddressSet.PRIVATE_NETWORKS), guard.allow());
+        assertTrue(guard.allow().contains(InetAddress.getByName("10.1.2.3")));
+        assertFalse(guard.allow().contains(InetAddress.getByName("8.8.8.8")), "the internet is refused");
+        assertFalse(guard.dropRefusedUdp(), "refused clients get an answer");
+        assertEquals(Optional.empty(), guard.rateLimit(), "rate limits are off");
+        assertEquals(10_000, defaults.pipeline().maxInFlight());
+
+        RateLimiter.Settings limit = read(Map.of("dotproxy.rate-limit.qps", "50", "dotproxy.refuse", "drop",
+                "dotproxy.rate-limit.exempt", "10.0.0.0/8")).guard().rateLimit().orElseThrow();
+        assertEquals(new RateLimiter.Settings(50, 100, Duration.ofSeconds(2), Duration.ofSeconds(60), 2, 32, 64, 100_000),
+                limit, "a burst of twice the rate unless set");
+    }
+
+    @Test
+    void aBadAddressInTheAllowListIsNamed() {
+        ConfigError error = assertThrows(ConfigError.class, () -> read(Map.of("dotproxy.allow", "10.0.0.0/8,10.0.0.0/33")));
+        assertTrue(error.getMessage().startsWith("Invalid configuration: dotproxy.allow=10.0.0.0/8,10.0.0.0/33: "),
+                error.getMessage());
+        assertTrue(error.getMessage().contains("10.0.0.0/33"), error.getMessage());
+        assertTrue(error.getMessage().endsWith("expected CIDRs such as 10.0.0.0/8,fd00::/8 or single addresses"),
+                error.getMessage());
+        ConfigError exempt = assertThrows(ConfigError.class, () -> read(Map.of("dotproxy.rate-limit.exempt", "dns.example")));
+        assertTrue(exempt.getMessage().startsWith("Invalid configuration: dotproxy.rate-limit.exempt=dns.example: "),
+                exempt.getMessage());
     }
 
     @Test
@@ -233,7 +289,7 @@ class SettingsReaderTest {
                 assertThrows(ConfigError.class, () -> SettingsReader.range("dotproxy.listen.port", 70000, 0, 65535)).getMessage());
         ConfigError timeout = assertThrows(ConfigError.class, () -> SettingsReader.positive("dotproxy.timeout", Duration.ZERO,
                 Duration.ofMillis(10), Duration.ofSeconds(60)));
-        assertTrue(timeout.getMessage().startsWith("Invalid configuration: dotproxy.timeout=PT0S: expected a duration from 10ms to 60s"),
+        assertTrue(timeout.getMessage().startsWith("Invalid configuration: dotproxy.timeout=0s: expected a duration from 10ms to 1m"),
                 timeout.getMessage());
         assertEquals(Duration.ofSeconds(2), SettingsReader.positive("dotproxy.timeout", Duration.ofSeconds(2),
                 Duration.ofMillis(10), Duration.ofSeconds(60)));

@@ -31,6 +31,15 @@ final class UnboundServer implements AutoCloseable {
     }
 
     static UnboundServer start(TestCa ca, Path dir, int port) throws Exception {
+        return start(ca, dir, port, false);
+    }
+
+    /**
+     * @param noDelay run it with the benchmark's shim ({@code bench/nodelay.c}) that sets
+     *     TCP_NODELAY on accepted connections: Debian's unbound does not, so its answers can wait
+     *     for the proxy's delayed ACK (~40 ms), which a latency test would measure instead of the proxy
+     */
+    static UnboundServer start(TestCa ca, Path dir, int port, boolean noDelay) throws Exception {
         TestCa.Issued certificate = ca.issue(List.of(TLS_NAME), List.of("127.0.0.1"));
         Path cert = dir.resolve("unbound.pem");
         Path key = dir.resolve("unbound.key");
@@ -64,11 +73,26 @@ final class UnboundServer implements AutoCloseable {
                   control-enable: no
                 """.formatted(port, key, cert, dir, zone));
         Path log = dir.resolve("unbound.log");
-        Process process = new ProcessBuilder(executable(), "-d", "-c", config.toString())
-                .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        ProcessBuilder builder = new ProcessBuilder(executable(), "-d", "-c", config.toString())
+                .redirectErrorStream(true).redirectOutput(log.toFile());
+        if (noDelay) {
+            builder.environment().put("LD_PRELOAD", compileNoDelayShim(dir).toString());
+        }
+        Process process = builder.start();
         UnboundServer server = new UnboundServer(process, port, log);
         server.awaitListening();
         return server;
+    }
+
+    private static Path compileNoDelayShim(Path dir) throws Exception {
+        Path shim = dir.resolve("nodelay.so");
+        Process gcc = new ProcessBuilder("gcc", "-shared", "-fPIC", "-O2", "-o", shim.toString(),
+                Path.of("bench", "nodelay.c").toString(), "-ldl").redirectErrorStream(true).start();
+        String output = new String(gcc.getInputStream().readAllBytes());
+        if (gcc.waitFor() != 0) {
+            throw new IOException("gcc could not build the TCP_NODELAY shim: " + output);
+        }
+        return shim;
     }
 
     private static String executable() {

@@ -57,7 +57,7 @@ class QueryPipelineTest {
     private final RecordingLocalAnswers local = new RecordingLocalAnswers();
 
     private QueryPipeline pipeline(Admission admission) {
-        return new QueryPipeline(admission, local, upstream, new QueryPipeline.Settings(TIMEOUT, 1232), metrics);
+        return new QueryPipeline(admission, local, upstream, new QueryPipeline.Settings(TIMEOUT, 1232, 2), metrics);
     }
 
     private double count(String name, String... tags) {
@@ -160,7 +160,7 @@ class QueryPipelineTest {
 
             @Override
             public void upstreamAnswered(ByteBuf query, Message parsed, ByteBuf answer) {}
-        }, upstream, new QueryPipeline.Settings(TIMEOUT, 1232), metrics);
+        }, upstream, new QueryPipeline.Settings(TIMEOUT, 1232, 2), metrics);
         TestExchange exchange = handle(pipeline, wire(DnsClient.query("bug.example.")), new TestExchange(Transport.TCP));
 
         assertEquals(Rcode.SERVFAIL, read(exchange.sent).getRcode());
@@ -337,6 +337,32 @@ class QueryPipelineTest {
         assertEquals(18, ((ExtendedErrorCodeOption) answer.getOPT().getOptions(EDNSOption.Code.EDNS_EXTENDED_ERROR).get(0))
                 .getErrorCode());
         assertEquals(1, count("dotproxy.server.extended.errors", "result", "prohibited"));
+    }
+
+    @Test
+    void beyondTheCapOnQueriesInFlightAQueryGetsServfailAtOnceButALocalAnswerStillGoesOut() throws IOException {
+        QueryPipeline pipeline = pipeline(Admission.ADMIT_ALL); // a cap of 2
+        handle(pipeline, wire(DnsClient.query("one.example.")), new TestExchange(Transport.UDP));
+        handle(pipeline, wire(DnsClient.query("two.example.")), new TestExchange(Transport.UDP));
+        TestExchange third = handle(pipeline, wire(DnsClient.query("three.example.", org.xbill.DNS.Type.A, 1232)),
+                new TestExchange(Transport.UDP));
+
+        org.xbill.DNS.Message busy = read(third.sent);
+        assertEquals(Rcode.SERVFAIL, busy.getRcode());
+        assertEquals(0, ((ExtendedErrorCodeOption) busy.getOPT().getOptions(EDNSOption.Code.EDNS_EXTENDED_ERROR).get(0))
+                .getErrorCode());
+        assertEquals(2, upstream.calls.size(), "not forwarded, not queued");
+        assertEquals(1, count("dotproxy.server.errors", "proto", "udp", "result", "busy"));
+
+        org.xbill.DNS.Message query = DnsClient.query("local.example.");
+        local.answer = wire(answerTo(query, "192.0.2.9"));
+        TestExchange local = handle(pipeline, wire(query), new TestExchange(Transport.UDP));
+        assertEquals(Rcode.NOERROR, read(local.sent).getRcode(), "answering locally adds no upstream load");
+
+        upstream.calls.get(0).callback.onFailure(UpstreamFailure.TIMEOUT);
+        TestExchange fourth = handle(pipeline, wire(DnsClient.query("four.example.")), new TestExchange(Transport.UDP));
+        assertNull(fourth.sent, "room again: forwarded");
+        assertEquals(3, upstream.calls.size());
     }
 
     @Test

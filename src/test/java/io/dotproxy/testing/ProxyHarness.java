@@ -2,8 +2,12 @@ package io.dotproxy.testing;
 
 import io.dotproxy.config.ProxyRuntime;
 import io.dotproxy.config.ProxySettings;
+import io.dotproxy.guard.AddressSet;
+import io.dotproxy.guard.Guard;
+import io.dotproxy.guard.RateLimiter;
 import io.dotproxy.server.ProxyServer;
 import io.dotproxy.server.QueryPipeline;
+import io.dotproxy.server.TcpListener;
 import io.dotproxy.upstream.DotResolver;
 import io.dotproxy.upstream.DotUpstream;
 import io.dotproxy.upstream.Member;
@@ -60,6 +64,11 @@ public final class ProxyHarness implements AutoCloseable {
         private Set<String> pins = Set.of();
         private int handshakeBurst = 10;
         private double handshakesPerSecond = 50;
+        private List<String> allow = AddressSet.PRIVATE_NETWORKS;
+        private Optional<RateLimiter.Settings> rateLimit = Optional.empty();
+        private int queriesInFlight = 10_000;
+        private TcpListener.Settings tcp = new TcpListener.Settings(Duration.ofSeconds(2), 50, 50, Duration.ofSeconds(5),
+                0, Duration.ZERO);
 
         private Builder(TestCa ca) {
             this.ca = ca;
@@ -137,6 +146,29 @@ public final class ProxyHarness implements AutoCloseable {
             return this;
         }
 
+        /** Clients that may ask (CIDRs), as {@code dotproxy.allow}; loopback is in the default. */
+        public Builder allow(List<String> cidrs) {
+            allow = cidrs;
+            return this;
+        }
+
+        public Builder rateLimit(RateLimiter.Settings value) {
+            rateLimit = Optional.of(value);
+            return this;
+        }
+
+        /** Client TCP limits, as {@code dotproxy.tcp.*}. */
+        public Builder tcp(TcpListener.Settings value) {
+            tcp = value;
+            return this;
+        }
+
+        /** The cap on queries in flight in the whole proxy, as {@code dotproxy.max-in-flight}. */
+        public Builder queriesInFlight(int value) {
+            queriesInFlight = value;
+            return this;
+        }
+
         public ProxyHarness start() {
             return new ProxyHarness(this);
         }
@@ -151,8 +183,9 @@ public final class ProxyHarness implements AutoCloseable {
                 dot.add(new DotResolver(UpstreamAddress.parse(spec, 853), b.pins));
             }
             ProxySettings settings = new ProxySettings(
-                    new ProxyServer.Settings("127.0.0.1", 0, Duration.ofSeconds(2), 50),
-                    new QueryPipeline.Settings(b.timeout, 1232),
+                    new ProxyServer.Settings("127.0.0.1", 0, b.tcp),
+                    new Guard.Settings(AddressSet.parse(b.allow), false, b.rateLimit, AddressSet.parse(List.of())),
+                    new QueryPipeline.Settings(b.timeout, 1232, b.queriesInFlight),
                     new ProxySettings.Forwarding(dot, b.policy, b.fallback, Optional.of(caFile),
                             new DotUpstream.Settings(attempt, b.idleTimeout, b.maxInFlight, b.poolSize,
                                     b.handshakesPerSecond, b.handshakeBurst),
