@@ -252,7 +252,9 @@ public final class RateLimiter {
             Client client = firstBlocked;
             unblock(client);
             client.reset(capacity, now);
-            LOG.debugf("Client %s no longer blocked", prefix(client));
+            if (LOG.isDebugEnabled()) {
+                LOG.debugf("Client %s no longer blocked", prefix(client));
+            }
         }
     }
 
