@@ -11,8 +11,8 @@ final class Client {
     long key;
     boolean ipv6;
 
-    // Token bucket.
-    double tokens;
+    // Token bucket, in nanotokens (RateLimiter says why).
+    double nanoTokens;
     long refilledAt;
 
     // Over its limit (no token) since overSince, with no token in between.
@@ -34,8 +34,8 @@ final class Client {
     Client previousBlocked;
 
     /** Starts afresh as a client never seen, with a full bucket. */
-    void reset(double burst, long now) {
-        tokens = burst;
+    void reset(double capacity, long now) {
+        nanoTokens = capacity;
         refilledAt = now;
         over = false;
         overSince = 0;

@@ -86,7 +86,11 @@ public final class RateLimiter {
     private final GuardMetrics metrics;
     private final LongSupplier nanoClock;
     private final ClientTable table;
-    private final double burst;
+    // The bucket in nanotokens (a token is 10^9 of them): a client gains qps of them each
+    // nanosecond, so the refill is one multiplication, exact for whole rates and times (a 100 ms
+    // pause at 10 q/s gives back 1.0 token, not 0.99999...), and no division.
+    private static final double TOKEN = 1e9;
+    private final double capacity;
     private final double qps;
     private final long blockAfterNanos;
     private final long blockNanos;
@@ -108,12 +112,12 @@ public final class RateLimiter {
         this.metrics = Objects.requireNonNull(metrics, "metrics");
         this.nanoClock = Objects.requireNonNull(nanoClock, "nanoClock");
         table = new ClientTable(settings.maxClients());
-        burst = settings.burst();
+        capacity = settings.burst() * TOKEN;
         qps = settings.qps();
         blockAfterNanos = nanos(settings.blockAfter());
         blockNanos = nanos(settings.blockTime());
         // From empty to full; a double too large for a long becomes Long.MAX_VALUE: never.
-        refillNanos = (long) Math.ceil(burst * 1e9 / qps);
+        refillNanos = (long) Math.ceil(capacity / qps);
         ipv4Mask = AddressBits.mask32(settings.ipv4Prefix());
         ipv6Mask = AddressBits.mask64(settings.ipv6Prefix());
         metrics.watch(this);
@@ -169,23 +173,21 @@ public final class RateLimiter {
                 forget(table.oldest());
             }
             client = table.add(key, ipv6);
-            client.reset(burst, now);
+            client.reset(capacity, now);
         }
         if (client.blocked) {
             return deny(client, transport, Denial.BLOCKED);
         }
-        // Multiplied before divided: exact for whole rates and times (a 100 ms pause at 10 q/s
-        // gives back 1.0 token, not 0.99999...).
-        double gained = (now - client.refilledAt) * qps / 1e9;
-        if (gained >= 1) {
+        double gained = (now - client.refilledAt) * qps;
+        if (gained >= TOKEN) {
             // A token came back between two of its queries: it slowed down, its time over the
             // limit starts again. A flood keeps getting a token now and then, but never this.
             client.over = false;
         }
-        client.tokens = Math.min(burst, client.tokens + gained);
+        client.nanoTokens = Math.min(capacity, client.nanoTokens + gained);
         client.refilledAt = now;
-        if (client.tokens >= 1) {
-            client.tokens -= 1;
+        if (client.nanoTokens >= TOKEN) {
+            client.nanoTokens -= TOKEN;
             return Verdict.ADMIT;
         }
         if (!client.over) {
@@ -249,8 +251,10 @@ public final class RateLimiter {
         while (firstBlocked != null && now - firstBlocked.blockedAt >= blockNanos) {
             Client client = firstBlocked;
             unblock(client);
-            client.reset(burst, now);
-            LOG.debugf("Client %s no longer blocked", prefix(client));
+            client.reset(capacity, now);
+            if (LOG.isDebugEnabled()) {
+                LOG.debugf("Client %s no longer blocked", prefix(client));
+            }
         }
     }
 
