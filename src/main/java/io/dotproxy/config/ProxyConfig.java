@@ -36,6 +36,10 @@ public interface ProxyConfig {
      */
     Optional<List<String>> fallback();
 
+    /** Queries at once per plain fallback server at most, each with its own socket; more fail at once. */
+    @WithDefault("256")
+    int fallbackMaxInFlight();
+
     /** Upstream answers that make a query try the next upstream: servfail, refused, or none. */
     @WithDefault("servfail,refused")
     List<String> retryOn();

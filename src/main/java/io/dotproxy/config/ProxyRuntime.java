@@ -74,7 +74,7 @@ public final class ProxyRuntime {
         if (!forwarding.fallback().isEmpty()) {
             List<Member> plain = new ArrayList<>();
             for (InetSocketAddress server : forwarding.fallback()) {
-                plain.add(Member.plain(server, loop, forwarding.probing(), registry));
+                plain.add(Member.plain(server, loop, forwarding.fallbackMaxInFlight(), forwarding.probing(), registry));
             }
             fallback = UpstreamGroup.plainFallback(plain, forwarding.group().attemptTimeout(), loop, groupMetrics);
         }

@@ -32,12 +32,14 @@ public record ProxySettings(ProxyServer.Settings listen, Guard.Settings guard, Q
      * @param dot the DoT resolvers in order of preference, each with its SPKI pins
      * @param policy how the next resolver is picked: a name of {@link io.dotproxy.upstream.Policy#NAMES}
      * @param fallback plain DNS servers used only while every DoT resolver is down; empty: strict
+     * @param fallbackMaxInFlight queries at once per fallback server at most (each has a socket)
      * @param caFile extra trusted CA certificates (PEM), if any
      * @param connections tuning of each resolver's connection pool
      * @param group retries, hedging and what to do when every resolver is down
      * @param probing how a resolver whose circuit is open is probed
      */
-    public record Forwarding(List<DotResolver> dot, String policy, List<InetSocketAddress> fallback, Optional<Path> caFile,
+    public record Forwarding(List<DotResolver> dot, String policy, List<InetSocketAddress> fallback,
+                             int fallbackMaxInFlight, Optional<Path> caFile,
                             DotUpstream.Settings connections, UpstreamGroup.Settings group, Member.Probing probing) {
         public Forwarding {
             dot = List.copyOf(dot);

@@ -141,6 +141,7 @@ final class SettingsReader {
                 share("dotproxy.hedge.max-share", config.hedge().maxShare()),
                 oneOf("dotproxy.all-down", config.allDown(), List.of("try", "servfail")).equals("try"));
         return new ProxySettings.Forwarding(dot, policy(config.policy()), fallback(config.fallback().orElse(List.of())),
+                range("dotproxy.fallback-max-in-flight", config.fallbackMaxInFlight(), 1, 65535),
                 caFile(config.tls().caFile()), connections, group,
                 new Member.Probing(FIRST_PROBE_BACK_OFF, MAX_PROBE_BACK_OFF, attemptTimeout));
     }

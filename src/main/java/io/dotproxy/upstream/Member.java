@@ -46,9 +46,10 @@ public final class Member {
     }
 
     /** A plain DNS server (fallback only) as a member, with its own meters and circuit breaker. */
-    public static Member plain(InetSocketAddress server, EventLoop loop, Probing probing, MeterRegistry registry) {
+    public static Member plain(InetSocketAddress server, EventLoop loop, int maxInFlight, Probing probing,
+                               MeterRegistry registry) {
         UpstreamMetrics metrics = new UpstreamMetrics(registry, PlainUpstream.nameOf(server));
-        return withHealth(new PlainUpstream(server, loop, metrics), loop, probing, metrics);
+        return withHealth(new PlainUpstream(server, loop, metrics, maxInFlight), loop, probing, metrics);
     }
 
     private static Member withHealth(Upstream upstream, EventLoop loop, Probing probing, UpstreamMetrics metrics) {

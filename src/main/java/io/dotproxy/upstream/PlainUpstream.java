@@ -33,7 +33,8 @@ import java.util.function.Supplier;
  *
  * <p>Clear text can be spoofed, so each query gets a fresh random message ID and its own socket
  * (a random source port), the UDP socket is connected (the kernel drops datagrams from any other
- * address), and an answer counts only if its ID and question match (RFC 5452).
+ * address), and an answer counts only if its ID and question match (RFC 5452). Sockets are
+ * bounded: beyond {@code maxInFlight} queries at once a query fails at once (OVERLOADED).
  */
 public final class PlainUpstream implements Upstream {
     private static final SecureRandom IDS = new SecureRandom();
@@ -42,12 +43,17 @@ public final class PlainUpstream implements Upstream {
     private final String name;
     private final EventLoop loop;
     private final UpstreamMetrics metrics;
+    private final int maxInFlight;
+    /** Queries with a socket open; on the loop only. */
+    private int inFlight;
 
-    public PlainUpstream(InetSocketAddress server, EventLoop loop, UpstreamMetrics metrics) {
+    /** @param maxInFlight queries (each with its own socket) at once at most */
+    public PlainUpstream(InetSocketAddress server, EventLoop loop, UpstreamMetrics metrics, int maxInFlight) {
         this.server = server;
         this.name = nameOf(server);
         this.loop = loop;
         this.metrics = metrics;
+        this.maxInFlight = maxInFlight;
     }
 
     /** The name of the plain server at {@code server}, as in logs and metric tags: {@code ip:port#plain}. */
@@ -96,6 +102,8 @@ public final class PlainUpstream implements Upstream {
         private ScheduledFuture<?> timeout;
         private Channel channel;
         private boolean done;
+        /** Whether it took a place in {@link #inFlight}. */
+        private boolean counted;
 
         PlainQuery(ByteBuf wire, int clientId, QueryCallback callback) {
             this.wire = wire;
@@ -104,6 +112,12 @@ public final class PlainUpstream implements Upstream {
         }
 
         void start(long deadlineNanos) {
+            if (inFlight >= maxInFlight) {
+                fail(UpstreamFailure.OVERLOADED); // one socket per query: bounded, never queued
+                return;
+            }
+            inFlight++;
+            counted = true;
             timeout = loop.schedule(() -> fail(UpstreamFailure.TIMEOUT), deadlineNanos - System.nanoTime(), TimeUnit.NANOSECONDS);
             InternetProtocolFamily family = server.getAddress() instanceof Inet4Address
                     ? InternetProtocolFamily.IPv4 : InternetProtocolFamily.IPv6;
@@ -151,6 +165,7 @@ public final class PlainUpstream implements Upstream {
         /** Takes an answer that matched; restores the client's ID. */
         private void answer(ByteBuf answer) {
             done = true;
+            inFlight--;
             timeout.cancel(false);
             channel.close();
             wire.release();
@@ -165,6 +180,9 @@ public final class PlainUpstream implements Upstream {
                 return;
             }
             done = true;
+            if (counted) {
+                inFlight--;
+            }
             if (timeout != null) {
                 timeout.cancel(false); // null when it failed before it started
             }

@@ -67,6 +67,7 @@ public final class ProxyHarness implements AutoCloseable {
         private List<String> allow = AddressSet.PRIVATE_NETWORKS;
         private Optional<RateLimiter.Settings> rateLimit = Optional.empty();
         private int queriesInFlight = 10_000;
+        private int fallbackMaxInFlight = 256;
         private TcpListener.Settings tcp = new TcpListener.Settings(Duration.ofSeconds(2), 50, 50, Duration.ofSeconds(5),
                 0, Duration.ZERO);
 
@@ -80,6 +81,12 @@ public final class ProxyHarness implements AutoCloseable {
 
         public Builder upstream(String spec) {
             specs.add(spec);
+            return this;
+        }
+
+        /** Queries at once per fallback server, as {@code dotproxy.fallback-max-in-flight}. */
+        public Builder fallbackMaxInFlight(int value) {
+            fallbackMaxInFlight = value;
             return this;
         }
 
@@ -186,7 +193,7 @@ public final class ProxyHarness implements AutoCloseable {
                     new ProxyServer.Settings("127.0.0.1", 0, b.tcp),
                     new Guard.Settings(AddressSet.parse(b.allow), false, b.rateLimit, AddressSet.parse(List.of())),
                     new QueryPipeline.Settings(b.timeout, 1232, b.queriesInFlight),
-                    new ProxySettings.Forwarding(dot, b.policy, b.fallback, Optional.of(caFile),
+                    new ProxySettings.Forwarding(dot, b.policy, b.fallback, b.fallbackMaxInFlight, Optional.of(caFile),
                             new DotUpstream.Settings(attempt, b.idleTimeout, b.maxInFlight, b.poolSize,
                                     b.handshakesPerSecond, b.handshakeBurst),
                             new UpstreamGroup.Settings(attempt, true, true, b.hedgeMinDelay, b.hedgeShare, b.tryWhenAllDown),

@@ -9,7 +9,10 @@ import io.dotproxy.testing.FakePlainServer;
 import io.dotproxy.testing.FakeUpstream;
 import io.dotproxy.testing.ProxyHarness;
 import io.dotproxy.testing.TestCa;
+import java.net.DatagramPacket;
+import java.net.DatagramSocket;
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.time.Duration;
 import java.util.HashSet;
@@ -91,6 +94,34 @@ class FallbackTest {
             assertEquals(6, answer.getSection(Section.ANSWER).size());
             assertEquals(1, plain.tcpQueries().size(), "TC over UDP, then TCP");
             assertTrue(proxy.count("dotproxy.upstream.errors", "result", "mismatch") >= 1, "the decoy was dropped");
+        }
+    }
+
+    @Test
+    void theFallbacksSocketsAreBoundedAQueryBeyondTheCapFailsAtOnce() throws Exception {
+        try (DatagramSocket silent = new DatagramSocket(new InetSocketAddress("127.0.0.1", 0));
+             ProxyHarness proxy = ProxyHarness.builder(CA)
+                     .upstream("127.0.0.1:" + closedPort() + "#" + ProxyHarness.TLS_NAME)
+                     .fallback((InetSocketAddress) silent.getLocalSocketAddress())
+                     .fallbackMaxInFlight(1)
+                     .timeout(Duration.ofMillis(1500))
+                     .attemptTimeout(Duration.ofMillis(300))
+                     .firstBackOff(Duration.ofSeconds(30))
+                     .start();
+             DatagramSocket client = new DatagramSocket(new InetSocketAddress("127.0.0.1", 0))) {
+            DnsClient.udp(proxy.port(), DnsClient.query("down.example.")); // the DoT upstream is found down
+            String plain = "127.0.0.1:" + silent.getLocalPort() + "#plain";
+            double before = proxy.count("dotproxy.upstream.requests", "upstream", plain, "result", "overloaded");
+            byte[] first = DnsClient.query("first.example.").toWire();
+            client.send(new DatagramPacket(first, first.length, new InetSocketAddress("127.0.0.1", proxy.port())));
+            assertTrue(Eventually.holds(Duration.ofSeconds(2), Duration.ofMillis(5),
+                    () -> proxy.gauge("dotproxy.upstream.in.flight", "upstream", plain) == 1), "one socket open");
+            long started = System.nanoTime();
+            Message second = DnsClient.udp(proxy.port(), DnsClient.query("second.example."));
+            assertEquals(Rcode.SERVFAIL, second.getRcode());
+            assertTrue(Duration.ofNanos(System.nanoTime() - started).compareTo(Duration.ofMillis(700)) < 0,
+                    "failed at once, not queued behind the first");
+            assertEquals(before + 1, proxy.count("dotproxy.upstream.requests", "upstream", plain, "result", "overloaded"));
         }
     }
 
