@@ -59,6 +59,13 @@ public interface ProxyConfig {
     @WithDefault("answer")
     String refuse();
 
+    /**
+     * A client's EDNS Client Subnet option (RFC 7871): strip (removed before the query goes
+     * upstream, so pod and node addresses never reach a resolver) or pass (kept).
+     */
+    @WithDefault("strip")
+    String ecs();
+
     /** Queries in flight in the whole process at most; beyond it a query gets SERVFAIL at once. */
     @WithDefault("10000")
     int maxInFlight();

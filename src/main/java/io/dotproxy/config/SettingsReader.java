@@ -65,7 +65,8 @@ final class SettingsReader {
         QueryPipeline.Settings pipeline = new QueryPipeline.Settings(
                 positive("dotproxy.timeout", config.timeout(), Duration.ofMillis(10), Duration.ofSeconds(60)),
                 range("dotproxy.udp.max-payload", config.udp().maxPayload(), 512, 65535),
-                range("dotproxy.max-in-flight", config.maxInFlight(), 1, 1_000_000));
+                range("dotproxy.max-in-flight", config.maxInFlight(), 1, 1_000_000),
+                oneOf("dotproxy.ecs", config.ecs(), List.of("strip", "pass")).equals("strip"));
         return new ProxySettings(listen, guard(config), pipeline, forwarding(config, dotHost));
     }
 

@@ -18,6 +18,7 @@ abstract class Exchange implements QueryCallback {
     private ByteBuf query;
     private Message parsed;
     private boolean completed;
+    private boolean clientSubnetStripped;
 
     abstract Transport transport();
 
@@ -47,6 +48,26 @@ abstract class Exchange implements QueryCallback {
         ByteBuf received = query;
         query = alloc().directBuffer(received.readableBytes()).writeBytes(received);
         received.release();
+    }
+
+    /**
+     * Replaces the query by a rewritten copy, with its view, and releases the query it had: the
+     * copy is this exchange's to release from here on, in {@link #complete}.
+     */
+    final void rewriteQuery(ByteBuf rewritten, Message view) {
+        ByteBuf previous = query;
+        query = rewritten;
+        parsed = view;
+        previous.release();
+    }
+
+    /** Whether the client's ECS option was taken out of the query, so that the answer loses its own. */
+    final boolean clientSubnetStripped() {
+        return clientSubnetStripped;
+    }
+
+    final void clientSubnetStripped(boolean stripped) {
+        clientSubnetStripped = stripped;
     }
 
     final ByteBuf query() {

@@ -1,6 +1,7 @@
 package io.dotproxy.server;
 
 import io.dotproxy.cache.LocalAnswers;
+import io.dotproxy.dns.ClientSubnet;
 import io.dotproxy.dns.ExtendedError;
 import io.dotproxy.dns.Header;
 import io.dotproxy.dns.Message;
@@ -20,11 +21,13 @@ import org.jboss.logging.Logger;
  * The one path every query takes, whatever listener it came from, as explicit stages:
  * <ol>
  *   <li><b>admit</b>: who is asking ({@link Admission}: the guard's seat);
- *   <li><b>validate</b>: the wire checks (one well-formed QUERY with one question);
+ *   <li><b>validate</b>: the wire checks (one well-formed QUERY with one question), then, when
+ *       set, an admitted query loses its EDNS Client Subnet option (RFC 7871);
  *   <li><b>answer locally</b> when possible ({@link LocalAnswers}: the cache's seat);
  *   <li><b>forward</b> to the upstream group;
- *   <li>and <b>the way back</b>: let the local answers see the upstream's answer, fit it to a UDP
- *       client's size, count it, send it.
+ *   <li>and <b>the way back</b>: remove the upstream's ECS option when the query's was removed,
+ *       let the local answers see the upstream's answer, fit it to a UDP client's size, count it,
+ *       send it.
  * </ol>
  * Each stage answers, drops with a counted reason, or passes the query on. Every query that is not
  * dropped (too short for a header, a response, or dropped by admission) gets exactly one answer: an
@@ -39,8 +42,10 @@ public final class QueryPipeline {
      * @param maxUdpPayload largest UDP answer sent, whatever larger size a client advertises
      * @param maxInFlight queries in flight at most; a query beyond it that cannot be answered
      *     locally gets SERVFAIL at once, never a place in an unbounded queue
+     * @param stripClientSubnet whether a client's EDNS Client Subnet option (RFC 7871) is removed
+     *     before the query goes on, and the upstream's ECS option from the answer to it
      */
-    public record Settings(Duration timeout, int maxUdpPayload, int maxInFlight) {}
+    public record Settings(Duration timeout, int maxUdpPayload, int maxInFlight, boolean stripClientSubnet) {}
 
     private static final Logger LOG = Logger.getLogger(QueryPipeline.class);
 
@@ -50,6 +55,7 @@ public final class QueryPipeline {
     private final long timeoutNanos;
     private final int maxUdpPayload;
     private final int maxInFlight;
+    private final boolean stripClientSubnet;
     private final ServerMetrics metrics;
 
     public QueryPipeline(Admission admission, LocalAnswers localAnswers, Upstream upstream, Settings settings,
@@ -60,6 +66,7 @@ public final class QueryPipeline {
         this.timeoutNanos = settings.timeout().toNanos();
         this.maxUdpPayload = settings.maxUdpPayload();
         this.maxInFlight = settings.maxInFlight();
+        this.stripClientSubnet = settings.stripClientSubnet();
         this.metrics = metrics;
     }
 
@@ -85,6 +92,9 @@ public final class QueryPipeline {
                 case REFUSE -> reply(exchange, Rcode.REFUSED, ServerMetrics.ErrorReason.REFUSED, ExtendedError.PROHIBITED, null);
                 case SLIP -> slip(exchange);
                 default -> {
+                    if (stripClientSubnet) {
+                        stripClientSubnet(exchange);
+                    }
                     if (answerLocally(exchange)) {
                         return;
                     }
@@ -173,6 +183,57 @@ public final class QueryPipeline {
         deliver(exchange, Replies.truncated(exchange.alloc(), exchange.query(), exchange.parsed()));
     }
 
+    /**
+     * Between validation and the local answers: the query loses its ECS option, so that the
+     * addresses of pods and nodes never reach a public resolver, and the local answers see the
+     * query as it will be forwarded. A query without ECS keeps its buffer.
+     */
+    private void stripClientSubnet(Exchange exchange) {
+        ByteBuf query = exchange.query();
+        Message parsed = exchange.parsed();
+        if (!ClientSubnet.present(query, parsed)) {
+            return;
+        }
+        ByteBuf stripped = exchange.alloc().directBuffer(parsed.length());
+        Message view;
+        try {
+            ClientSubnet.writeWithout(stripped, query, parsed);
+            view = Message.parse(stripped);
+        } catch (WireFormatException | RuntimeException e) {
+            stripped.release();
+            throw new IllegalStateException("a query without its ECS option no longer parses", e);
+        }
+        exchange.rewriteQuery(stripped, view);
+        exchange.clientSubnetStripped(true);
+        metrics.clientSubnetStripped(exchange.transport());
+    }
+
+    /**
+     * The answer without the upstream's ECS option, for a query that was stripped of its own: a
+     * resolver must not send ECS in an answer to a query without it (RFC 7871 §7.2.2). An answer
+     * that does not parse goes on as it is (the way back judges it).
+     */
+    private static ByteBuf withoutClientSubnet(Exchange exchange, ByteBuf answer) {
+        Message parsed;
+        try {
+            parsed = Message.parse(answer);
+        } catch (WireFormatException e) {
+            return answer;
+        }
+        if (!ClientSubnet.present(answer, parsed)) {
+            return answer;
+        }
+        ByteBuf stripped = exchange.alloc().directBuffer(parsed.length());
+        try {
+            ClientSubnet.writeWithout(stripped, answer, parsed);
+        } catch (RuntimeException e) {
+            stripped.release();
+            throw e;
+        }
+        answer.release();
+        return stripped;
+    }
+
     /** Stage 3: an answer without asking upstream, when the local answers have one. */
     private boolean answerLocally(Exchange exchange) {
         ByteBuf answer = localAnswers.answer(exchange.query(), exchange.parsed(), exchange.alloc());
@@ -190,6 +251,15 @@ public final class QueryPipeline {
 
     /** The way back from upstream. */
     void answered(Exchange exchange, ByteBuf answer) {
+        if (exchange.clientSubnetStripped()) {
+            try {
+                answer = withoutClientSubnet(exchange, answer);
+            } catch (RuntimeException e) {
+                answer.release();
+                failedInside(exchange, e);
+                return;
+            }
+        }
         try {
             localAnswers.upstreamAnswered(exchange.query(), exchange.parsed(), answer);
         } catch (RuntimeException e) {

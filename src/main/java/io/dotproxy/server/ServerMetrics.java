@@ -70,6 +70,7 @@ public final class ServerMetrics {
     private final EnumMap<ExtendedError, Tally> extendedErrors = new EnumMap<>(ExtendedError.class);
     private final Tally truncated;
     private final EnumMap<Transport, Tally> slipped = new EnumMap<>(Transport.class);
+    private final EnumMap<Transport, Tally> clientSubnetStripped = new EnumMap<>(Transport.class);
     private final EnumMap<Rejection, Tally> rejectedConnections = new EnumMap<>(Rejection.class);
     private final EnumMap<Closing, Tally> closedConnections = new EnumMap<>(Closing.class);
     private final AtomicInteger openConnections = new AtomicInteger();
@@ -100,6 +101,9 @@ public final class ServerMetrics {
             errors.put(transport, errorCounters);
             slipped.put(transport, Tally.register(registry, "dotproxy.server.slipped",
                     "Empty TC=1 answers the admission stage chose instead of an answer or a drop", "proto", proto));
+            clientSubnetStripped.put(transport, Tally.register(registry, "dotproxy.server.client.subnet.stripped",
+                    "Queries whose EDNS Client Subnet option (RFC 7871) was removed before they went upstream",
+                    "proto", proto));
         }
         for (ExtendedError ede : ExtendedError.values()) {
             extendedErrors.put(ede, Tally.register(registry, "dotproxy.server.extended.errors",
@@ -162,6 +166,10 @@ public final class ServerMetrics {
 
     void slipped(Transport transport) {
         slipped.get(transport).increment();
+    }
+
+    void clientSubnetStripped(Transport transport) {
+        clientSubnetStripped.get(transport).increment();
     }
 
     void truncated() {

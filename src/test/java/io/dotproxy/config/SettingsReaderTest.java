@@ -76,6 +76,8 @@ class SettingsReaderTest {
         assertEquals(List.of(), defaults.forwarding().fallback(), "no clear text unless asked for");
         assertEquals("fastest", defaults.forwarding().policy());
         assertEquals(53, defaults.listen().port());
+        assertTrue(defaults.pipeline().stripClientSubnet(), "ECS stripped unless asked to pass");
+        assertFalse(read(Map.of("dotproxy.ecs", "pass")).pipeline().stripClientSubnet());
     }
 
     @ParameterizedTest(name = "{0}={1}")
@@ -114,6 +116,7 @@ class SettingsReaderTest {
         "dotproxy.retry-on                      | nxdomain | expected one of servfail, refused, none",
         "dotproxy.max-in-flight                 | 0     | expected a whole number from 1 to 1000000",
         "dotproxy.refuse                        | ignore | expected one of answer, drop",
+        "dotproxy.ecs                           | keep  | expected one of strip, pass",
         "dotproxy.rate-limit.qps                | -1    | expected a number from 0 (off) to 1000000",
     })
     void readingChecksEveryRangeUnderItsOwnKey(String setting, String value, String allowed) {

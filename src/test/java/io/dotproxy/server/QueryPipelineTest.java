@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.dotproxy.cache.LocalAnswers;
@@ -33,11 +34,14 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.xbill.DNS.ARecord;
+import org.xbill.DNS.ClientSubnetOption;
+import org.xbill.DNS.CookieOption;
 import org.xbill.DNS.DClass;
 import org.xbill.DNS.EDNSOption;
 import org.xbill.DNS.ExtendedErrorCodeOption;
 import org.xbill.DNS.Flags;
 import org.xbill.DNS.Name;
+import org.xbill.DNS.OPTRecord;
 import org.xbill.DNS.Rcode;
 import org.xbill.DNS.Section;
 import org.xbill.DNS.TXTRecord;
@@ -57,7 +61,12 @@ class QueryPipelineTest {
     private final RecordingLocalAnswers local = new RecordingLocalAnswers();
 
     private QueryPipeline pipeline(Admission admission) {
-        return new QueryPipeline(admission, local, upstream, new QueryPipeline.Settings(TIMEOUT, 1232, 2), metrics);
+        return pipeline(admission, true);
+    }
+
+    private QueryPipeline pipeline(Admission admission, boolean stripClientSubnet) {
+        return new QueryPipeline(admission, local, upstream,
+                new QueryPipeline.Settings(TIMEOUT, 1232, 2, stripClientSubnet), metrics);
     }
 
     private double count(String name, String... tags) {
@@ -160,7 +169,7 @@ class QueryPipelineTest {
 
             @Override
             public void upstreamAnswered(ByteBuf query, Message parsed, ByteBuf answer) {}
-        }, upstream, new QueryPipeline.Settings(TIMEOUT, 1232, 2), metrics);
+        }, upstream, new QueryPipeline.Settings(TIMEOUT, 1232, 2, true), metrics);
         TestExchange exchange = handle(pipeline, wire(DnsClient.query("bug.example.")), new TestExchange(Transport.TCP));
 
         assertEquals(Rcode.SERVFAIL, read(exchange.sent).getRcode());
@@ -375,6 +384,90 @@ class QueryPipelineTest {
         assertEquals(1.0, registry.find("dotproxy.server.in.flight").gauge().value());
     }
 
+    private static final EDNSOption COOKIE = new CookieOption(new byte[] {1, 2, 3, 4, 5, 6, 7, 8});
+
+    /** A query with EDNS and a cookie, and a client subnet when {@code subnet} is set. */
+    private static org.xbill.DNS.Message ednsQuery(String name, boolean subnet) throws IOException {
+        org.xbill.DNS.Message query = DnsClient.query(name, org.xbill.DNS.Type.A, 0);
+        List<EDNSOption> options = subnet
+                ? List.of(COOKIE, new ClientSubnetOption(24, java.net.InetAddress.getByName("10.244.7.0")))
+                : List.of(COOKIE);
+        query.addRecord(new OPTRecord(1232, 0, 0, 0, options), Section.ADDITIONAL);
+        return query;
+    }
+
+    /** An upstream's answer that echoes a client subnet, with its scope, next to a cookie. */
+    private static ByteBuf answerWithSubnet(org.xbill.DNS.Message query) throws IOException {
+        org.xbill.DNS.Message answer = answerTo(query, "192.0.2.8");
+        answer.addRecord(new OPTRecord(1232, 0, 0, 0, List.of(COOKIE,
+                new ClientSubnetOption(24, 20, java.net.InetAddress.getByName("10.244.7.0")))), Section.ADDITIONAL);
+        return wire(answer);
+    }
+
+    private static List<EDNSOption> subnets(org.xbill.DNS.Message message) {
+        return message.getOPT().getOptions(EDNSOption.Code.CLIENT_SUBNET);
+    }
+
+    @ParameterizedTest
+    @EnumSource(Transport.class)
+    void aClientSubnetIsStrippedOnTheWayOutAndTheUpstreamsOnTheWayBack(Transport transport) throws IOException {
+        QueryPipeline pipeline = pipeline(Admission.ADMIT_ALL);
+        org.xbill.DNS.Message query = ednsQuery("subnet.example.", true);
+        TestExchange exchange = handle(pipeline, wire(query), new TestExchange(transport));
+
+        Forwarded forwarded = upstream.calls.get(0);
+        assertEquals(HexFormat.of().formatHex(ednsQuery("subnet.example.", false).toWire()).substring(4),
+                ByteBufUtil.hexDump(forwarded.query).substring(4), "what goes upstream: the query without ECS alone");
+        assertSame(forwarded.query, local.lastQuery, "the local answers saw the query as forwarded");
+        assertEquals(1, count("dotproxy.server.client.subnet.stripped", "proto", transport.tag()));
+
+        ByteBuf upstreamAnswer = answerWithSubnet(query);
+        forwarded.callback.onAnswer(upstreamAnswer);
+
+        org.xbill.DNS.Message answer = read(exchange.sent);
+        assertTrue(subnets(answer).isEmpty(), "no ECS back to a query sent without one (RFC 7871 §7.2.2)");
+        assertEquals(List.of(COOKIE), answer.getOPT().getOptions());
+        assertEquals("192.0.2.8", ((ARecord) answer.getSection(Section.ANSWER).get(0)).getAddress().getHostAddress());
+        assertEquals(0, upstreamAnswer.refCnt(), "the upstream's answer was released for its copy");
+        assertCompleted(pipeline, exchange);
+        assertEquals(0, forwarded.query.refCnt());
+    }
+
+    @Test
+    void passKeepsTheClientSubnetBothWays() throws IOException {
+        QueryPipeline pipeline = pipeline(Admission.ADMIT_ALL, false);
+        org.xbill.DNS.Message query = ednsQuery("pass.example.", true);
+        byte[] sent = query.toWire();
+        TestExchange exchange = handle(pipeline, Unpooled.wrappedBuffer(sent), new TestExchange(Transport.UDP));
+
+        Forwarded forwarded = upstream.calls.get(0);
+        assertEquals(HexFormat.of().formatHex(sent), ByteBufUtil.hexDump(forwarded.query));
+        ByteBuf upstreamAnswer = answerWithSubnet(query);
+        forwarded.callback.onAnswer(upstreamAnswer);
+
+        assertSame(upstreamAnswer, exchange.sent, "the upstream's answer as it came");
+        assertEquals(1, subnets(read(exchange.sent)).size());
+        assertEquals(0, count("dotproxy.server.client.subnet.stripped"));
+        assertCompleted(pipeline, exchange);
+    }
+
+    @Test
+    void aQueryWithoutClientSubnetGoesAsItCameAndItsAnswerIsNotTouched() throws IOException {
+        QueryPipeline pipeline = pipeline(Admission.ADMIT_ALL);
+        org.xbill.DNS.Message query = ednsQuery("plain.example.", false);
+        byte[] sent = query.toWire();
+        TestExchange exchange = handle(pipeline, Unpooled.wrappedBuffer(sent), new TestExchange(Transport.TCP));
+
+        Forwarded forwarded = upstream.calls.get(0);
+        assertEquals(HexFormat.of().formatHex(sent), ByteBufUtil.hexDump(forwarded.query));
+        ByteBuf upstreamAnswer = wire(answerTo(query, "192.0.2.9"));
+        forwarded.callback.onAnswer(upstreamAnswer);
+
+        assertSame(upstreamAnswer, exchange.sent, "no parse, no copy");
+        assertEquals(0, count("dotproxy.server.client.subnet.stripped"));
+        assertCompleted(pipeline, exchange);
+    }
+
     private void assertCompleted(QueryPipeline pipeline, TestExchange exchange) {
         assertEquals(0, exchange.received.refCnt(), "the buffer as received was released");
         if (local.lastQuery != null) {
@@ -453,6 +546,7 @@ class QueryPipelineTest {
         @Override
         public void query(ByteBuf query, Message parsed, long deadlineNanos, QueryCallback callback) {
             assertNotNull(parsed);
+            assertEquals(query.readableBytes(), parsed.length(), "the view is of the buffer forwarded");
             calls.add(new Forwarded(query, deadlineNanos, callback));
         }
 

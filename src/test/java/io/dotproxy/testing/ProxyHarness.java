@@ -68,6 +68,7 @@ public final class ProxyHarness implements AutoCloseable {
         private Optional<RateLimiter.Settings> rateLimit = Optional.empty();
         private int queriesInFlight = 10_000;
         private int fallbackMaxInFlight = 256;
+        private boolean stripClientSubnet = true;
         private TcpListener.Settings tcp = new TcpListener.Settings(Duration.ofSeconds(2), 50, 50, Duration.ofSeconds(5),
                 0, Duration.ZERO);
 
@@ -176,6 +177,12 @@ public final class ProxyHarness implements AutoCloseable {
             return this;
         }
 
+        /** Whether a client's ECS option is removed, as {@code dotproxy.ecs} = strip (the default) or pass. */
+        public Builder stripClientSubnet(boolean value) {
+            stripClientSubnet = value;
+            return this;
+        }
+
         public ProxyHarness start() {
             return new ProxyHarness(this);
         }
@@ -192,7 +199,7 @@ public final class ProxyHarness implements AutoCloseable {
             ProxySettings settings = new ProxySettings(
                     new ProxyServer.Settings("127.0.0.1", 0, b.tcp),
                     new Guard.Settings(AddressSet.parse(b.allow), false, b.rateLimit, AddressSet.parse(List.of())),
-                    new QueryPipeline.Settings(b.timeout, 1232, b.queriesInFlight),
+                    new QueryPipeline.Settings(b.timeout, 1232, b.queriesInFlight, b.stripClientSubnet),
                     new ProxySettings.Forwarding(dot, b.policy, b.fallback, b.fallbackMaxInFlight, Optional.of(caFile),
                             new DotUpstream.Settings(attempt, b.idleTimeout, b.maxInFlight, b.poolSize,
                                     b.handshakesPerSecond, b.handshakeBurst),

@@ -89,7 +89,7 @@ public class PipelineBenchmark {
             public void close() {}
         };
         pipeline = new QueryPipeline(Admission.ADMIT_ALL, LocalAnswers.NONE, immediate,
-                new QueryPipeline.Settings(Duration.ofSeconds(2), 1232, 10_000), new ServerMetrics(new SimpleMeterRegistry()));
+                new QueryPipeline.Settings(Duration.ofSeconds(2), 1232, 10_000, true), new ServerMetrics(new SimpleMeterRegistry()));
     }
 
     @Benchmark
