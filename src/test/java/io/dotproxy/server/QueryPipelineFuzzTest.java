@@ -26,6 +26,7 @@ import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 
 /**
@@ -45,9 +46,9 @@ import org.junit.jupiter.api.BeforeAll;
  *       the test has released the answers it was sent.
  * </ul>
  *
- * <p>{@code ./mvnw verify} runs this twice: as a regression test over the inputs in {@code
- * QueryPipelineFuzzTestInputs/}, and in the {@code fuzz} surefire execution, which fuzzes for a bounded
- * number of runs (see pom.xml). Input layout: octet 0 is the setup (bit 0 TCP, bits 1–2 the cap on
+ * <p>{@code ./mvnw verify} runs this in its own surefire execution, {@code fuzz} (see pom.xml): first
+ * as a regression test over the inputs in {@code QueryPipelineFuzzTestInputs/}, then fuzzing for a
+ * bounded number of runs. Input layout: octet 0 is the setup (bit 0 TCP, bits 1–2 the cap on
  * queries in flight, bits 3–4 the largest UDP payload); a 2-octet length and the client's octets;
  * then per query a control octet (bits 0–1 verdict, bits 2–3 answer/later answer/fail/later fail,
  * bits 4–7 the failure) and, for an answer, a 2-octet length and the upstream's octets.
@@ -58,9 +59,17 @@ class QueryPipelineFuzzTest {
     private static final Admission.Verdict[] VERDICTS = Admission.Verdict.values();
     private static final UpstreamFailure[] FAILURES = UpstreamFailure.values();
 
+    private static ResourceLeakDetector.Level leakDetection;
+
     @BeforeAll
     static void paranoidLeakDetection() {
+        leakDetection = ResourceLeakDetector.getLevel();
         ResourceLeakDetector.setLevel(ResourceLeakDetector.Level.PARANOID);
+    }
+
+    @AfterAll
+    static void usualLeakDetection() {
+        ResourceLeakDetector.setLevel(leakDetection);
     }
 
     @FuzzTest
