@@ -38,6 +38,7 @@ import org.junit.jupiter.api.BeforeAll;
  *   <li>no exception escapes {@code handle} or the callbacks, and no stage fails inside (the pipeline
  *       would hide such a fault as an "internal" SERVFAIL or drop; those counters stay at 0);
  *   <li>every query gets exactly one outcome: one answer sent, or abandoned;
+ *   <li>every UDP answer fits the client's payload size and the proxy's cap (RFC 6891 §6.2.5);
  *   <li>every answer the proxy built parses with dnsjava. Upstream answers are passed through as
  *       they came (a proxy does not re-encode them), so one sent unchanged is not checked, and one
  *       cut for UDP is checked only when the upstream's own parsed;
@@ -86,6 +87,7 @@ class QueryPipelineFuzzTest {
         private final List<FuzzExchange> exchanges = new ArrayList<>();
         private final List<Runnable> later = new ArrayList<>();
         private final Transport transport;
+        private final int maxUdpPayload;
         private final QueryPipeline pipeline;
         private int control;
 
@@ -93,9 +95,10 @@ class QueryPipelineFuzzTest {
             in = new Input(input);
             int setup = in.u8();
             transport = (setup & 1) != 0 ? Transport.TCP : Transport.UDP;
+            maxUdpPayload = UDP_PAYLOADS[(setup >> 3) & 3];
             Admission admission = (client, via) -> VERDICTS[control & 3];
             pipeline = new QueryPipeline(admission, LocalAnswers.NONE, this, new QueryPipeline.Settings(
-                    Duration.ofSeconds(2), UDP_PAYLOADS[(setup >> 3) & 3], (setup >> 1) & 3), metrics);
+                    Duration.ofSeconds(2), maxUdpPayload, (setup >> 1) & 3), metrics);
         }
 
         void go() throws IOException {
@@ -164,6 +167,12 @@ class QueryPipelineFuzzTest {
                     if (exchange.sent != exchange.upstreamAnswer
                             && (exchange.upstreamBytes == null || parses(exchange.upstreamBytes))) {
                         new org.xbill.DNS.Message(sent); // throws when it does not parse
+                    }
+                    if (transport == Transport.UDP && exchange.parsed() != null) {
+                        int limit = Math.min(exchange.parsed().udpPayloadLimit(), maxUdpPayload);
+                        if (sent.length > limit) {
+                            fail("a UDP answer of " + sent.length + " octets for a limit of " + limit);
+                        }
                     }
                     exchange.sent.release();
                 }
