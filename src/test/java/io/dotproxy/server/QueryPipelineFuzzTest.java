@@ -98,7 +98,7 @@ class QueryPipelineFuzzTest {
             maxUdpPayload = UDP_PAYLOADS[(setup >> 3) & 3];
             Admission admission = (client, via) -> VERDICTS[control & 3];
             pipeline = new QueryPipeline(admission, LocalAnswers.NONE, this, new QueryPipeline.Settings(
-                    Duration.ofSeconds(2), maxUdpPayload, (setup >> 1) & 3), metrics);
+                    Duration.ofSeconds(2), maxUdpPayload, (setup >> 1) & 3, (setup & 0x20) == 0), metrics);
         }
 
         void go() throws IOException {
