@@ -84,7 +84,8 @@ rss = {fields[0]: (int(fields[1]) / 1024, int(fields[2]) / 1024)
 ready = {fields[0]: int(fields[1]) for fields in (v.split() for v in meta["ready"])}
 # "name breakdown...": bench/footprint.py's line for that proxy (run.sh asks it for dot-proxy only).
 footprint = dict(v.split(" ", 1) for v in meta["footprint"])
-proxies = [p for p in ["dot-proxy"] + PEERS if any(k[0] == p for k in runs)]
+GUARDED = "dot-proxy-guarded"  # dot-proxy with a rate limit no client reaches: the guard's cost
+proxies = [p for p in ["dot-proxy", GUARDED] + PEERS if any(k[0] == p for k in runs)]
 
 
 def paired(scenario, key, peer):
@@ -146,6 +147,12 @@ for scenario, title in SCENARIOS.items():
                          f"(**{our_p99 / best_p99:.2f}×**, lower is better; paired in each repeat: median "
                          f"{fmt(ratio, 2)}× over {pairs})")
         out.append(line + ".")
+    guarded = median(GUARDED, scenario, "per_cpu_s")
+    plain = median("dot-proxy", scenario, "per_cpu_s")
+    if guarded and plain:
+        ratio, pairs = paired(scenario, "per_cpu_s", GUARDED)
+        out.append(f"\nThe guard's cost: dot-proxy answers per CPU-second with a rate limit / without: "
+                   f"**{guarded / plain:.2f}×** (paired in each repeat: without / with, median {fmt(ratio, 2)}× over {pairs}).")
 
 out.append("\n## Footprint and steady state\n")
 out.append("RSS under load: read halfway through each measured run, median and highest over all of a "

@@ -25,11 +25,13 @@ root=$(dirname "$here")
 seconds=${BENCH_SECONDS:-8}
 repeats=${BENCH_REPEATS:-3}
 warmup=${BENCH_WARMUP:-10}
-proxies=${BENCH_PROXIES:-"dot-proxy dnsdist kresd unbound stubby"}
+# dot-proxy-guarded is dot-proxy with a per-client rate limit no client reaches: what the guard
+# costs per answer, in the same run.
+proxies=${BENCH_PROXIES:-"dot-proxy dot-proxy-guarded dnsdist kresd unbound stubby"}
 work=$(mktemp -d /tmp/dot-proxy-bench.XXXXXX)
 raw=$work/raw
 mkdir -p "$raw" "$here/results"
-declare -A port=([dot-proxy]=5301 [dnsdist]=5302 [kresd]=5303 [unbound]=5304 [stubby]=5305)
+declare -A port=([dot-proxy]=5301 [dnsdist]=5302 [kresd]=5303 [unbound]=5304 [stubby]=5305 [dot-proxy-guarded]=5306)
 pids=()
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -206,6 +208,12 @@ start_proxy() { # name -> pid
                  -Ddotproxy.listen.host=127.0.0.1 -Ddotproxy.listen.port="${port[dot-proxy]}" \
                  -Ddotproxy.upstreams=127.0.0.1:8853#bench.test -Ddotproxy.tls.ca-file="$work/ca.pem" \
                  -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port=9080 -jar "$jar" ;;
+    dot-proxy-guarded) start dot-proxy-guarded "${proxy_cpu[@]}" env "${malloc_env[@]}" java \
+                 -XX:SharedArchiveFile="$work/app-cds.jsa" $java_opts \
+                 -Ddotproxy.listen.host=127.0.0.1 -Ddotproxy.listen.port="${port[dot-proxy-guarded]}" \
+                 -Ddotproxy.upstreams=127.0.0.1:8853#bench.test -Ddotproxy.tls.ca-file="$work/ca.pem" \
+                 -Ddotproxy.rate-limit.qps=1000000 -Ddotproxy.rate-limit.burst=1000000 \
+                 -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port=9081 -jar "$jar" ;;
     dnsdist)   start dnsdist "${proxy_cpu[@]}" dnsdist --supervised --disable-syslog -C "$work/dnsdist.conf" ;;
     kresd)     start kresd "${proxy_cpu[@]}" kresd -n -c "$work/kresd.conf" "$work/kresd" ;;
     unbound)   start forwarder "${proxy_cpu[@]}" unbound -d -c "$work/forwarder.conf" ;;
