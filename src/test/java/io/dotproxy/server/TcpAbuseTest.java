@@ -219,6 +219,38 @@ class TcpAbuseTest {
     }
 
     @Test
+    void twoThousandIdleConnectionsAreCappedAndReclaimedWhileOthersAreAnswered() throws Exception {
+        int cap = 1000;
+        try (ProxyHarness crowded = ProxyHarness.builder(CA).upstream(upstream)
+                .tcp(new TcpListener.Settings(Duration.ofSeconds(1), cap, PER_CLIENT, FRAME_TIMEOUT, 0, Duration.ZERO))
+                .start()) {
+            List<Socket> idle = new ArrayList<>();
+            try {
+                for (int i = 0; i < 2000; i++) { // 2,000 clients, each from an address of its own
+                    Socket socket = new Socket();
+                    socket.bind(new InetSocketAddress("127.0." + (10 + i / 250) + "." + (1 + i % 250), 0));
+                    socket.connect(new InetSocketAddress("127.0.0.1", crowded.port()), 2000);
+                    idle.add(socket);
+                }
+                assertTrue(Eventually.holds(Duration.ofSeconds(5), Duration.ofMillis(20),
+                        () -> crowded.count("dotproxy.server.connections.rejected", "result", "total") >= 2000 - cap),
+                        "the connections beyond the cap are closed at once");
+                assertTrue(crowded.gauge("dotproxy.server.connections", "proto", "tcp") <= cap);
+                assertEquals(Rcode.NOERROR, DnsClient.udp(crowded.port(), DnsClient.query("meanwhile.example.")).getRcode(),
+                        "UDP clients are answered all along");
+                // Idle for the idle timeout: the proxy closes them, and a TCP client gets in again.
+                assertTrue(Eventually.holds(Duration.ofSeconds(5), Duration.ofMillis(50),
+                        () -> crowded.gauge("dotproxy.server.connections", "proto", "tcp") == 0), "reclaimed");
+                assertEquals(Rcode.NOERROR, DnsClient.tcp(crowded.port(), DnsClient.query("after.example.")).getRcode());
+            } finally {
+                for (Socket socket : idle) {
+                    socket.close();
+                }
+            }
+        }
+    }
+
+    @Test
     void aConnectionIsRetiredAtItsMaximumAgeBetweenAnswers() throws Exception {
         try (FakeUpstream slow = FakeUpstream.start(CA.issue(List.of(ProxyHarness.TLS_NAME), List.of()),
                 (q, c) -> new FakeUpstream.Answer(FakeUpstream.answerA(q, "192.0.2.1"), Duration.ofMillis(400)));
