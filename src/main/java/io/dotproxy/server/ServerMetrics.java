@@ -194,7 +194,8 @@ public final class ServerMetrics {
         rejectedConnections.get(rejection).increment();
     }
 
-    void connectionClosed(Closing closing) {
+    /** The proxy closed a connection it had accepted, for this reason (the gauge follows its close). */
+    void closedByProxy(Closing closing) {
         closedConnections.get(closing).increment();
     }
 

@@ -99,7 +99,7 @@ public final class TcpListener {
                         ch.pipeline().addLast(
                                 new IdleStateHandler(0, 0, settings.idleTimeout().toMillis(), TimeUnit.MILLISECONDS),
                                 new FrameDecoder(settings.frameTimeout().toNanos(),
-                                        () -> metrics.connectionClosed(ServerMetrics.Closing.FRAME_TIMEOUT)),
+                                        () -> metrics.closedByProxy(ServerMetrics.Closing.FRAME_TIMEOUT)),
                                 new LengthFieldPrepender(2),
                                 new FlushConsolidationHandler(256, true),
                                 new ClientConnection());
@@ -174,7 +174,7 @@ public final class TcpListener {
             if (inputClosed || !ctx.channel().isActive()) {
                 return;
             }
-            metrics.connectionClosed(reason);
+            metrics.closedByProxy(reason);
             inputClosed = true;
             ctx.channel().config().setAutoRead(false);
             if (outstanding == 0) {
