@@ -6,10 +6,10 @@ import io.netty.buffer.ByteBufAllocator;
 
 /**
  * The pipeline's local-answer stage: answers a query without asking an upstream when it can (the
- * cache's seat), and sees every upstream answer on its way back to the client. {@link #NONE}
- * answers nothing and keeps nothing.
+ * cache's fresh hits). {@link #NONE} answers nothing.
  *
- * <p>Both methods run on the event loop for every query and must never block.
+ * <p>It runs on the event loop for every query and must never block. Answers are kept on their
+ * way back from upstream, by {@link CachingUpstream}.
  */
 public interface LocalAnswers {
     /** Answers nothing: every query is forwarded. */
@@ -18,9 +18,6 @@ public interface LocalAnswers {
         public ByteBuf answer(ByteBuf query, Message parsed, ByteBufAllocator alloc) {
             return null;
         }
-
-        @Override
-        public void upstreamAnswered(ByteBuf query, Message parsed, ByteBuf answer) {}
     };
 
     /**
@@ -30,10 +27,4 @@ public interface LocalAnswers {
      * @param parsed the view of {@code query}: a well-formed QUERY with exactly one question
      */
     ByteBuf answer(ByteBuf query, Message parsed, ByteBufAllocator alloc);
-
-    /**
-     * An upstream's answer to {@code query}, before it is fitted to the client. The callee must
-     * neither keep nor change {@code answer}: it copies what it wants to keep.
-     */
-    void upstreamAnswered(ByteBuf query, Message parsed, ByteBuf answer);
 }

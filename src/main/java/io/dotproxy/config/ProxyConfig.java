@@ -73,6 +73,50 @@ public interface ProxyConfig {
     /** Per-client rate limits (off unless {@code qps} is set). */
     RateLimit rateLimit();
 
+    /** The response cache. */
+    Cache cache();
+
+    /**
+     * Answers kept as wire bytes for their TTL (RFC 2308 for negative answers), served stale when
+     * the upstreams fail (RFC 8767), identical queries in flight sent once.
+     */
+    interface Cache {
+        /** Whether answers are cached at all. */
+        @WithDefault("true")
+        boolean enabled();
+
+        /**
+         * Memory the cached answers may take at most, in octets or with a suffix k, m or g (powers
+         * of 1024), e.g. 8m; what goes first when it is full is decided by use (W-TinyLFU).
+         */
+        @WithDefault("8m")
+        String maxSize();
+
+        /** Floor of every positive answer's TTL; 0 keeps the upstream's. */
+        @WithDefault("0s")
+        Duration minTtl();
+
+        /** Cap of every positive answer's TTL. */
+        @WithDefault("1d")
+        Duration maxTtl();
+
+        /** Cap of how long NXDOMAIN and NODATA answers are kept (RFC 2308 §5). */
+        @WithDefault("1h")
+        Duration maxNegativeTtl();
+
+        /** How long past its TTL an answer may still be served stale while the upstreams fail; 0s: never. */
+        @WithDefault("1d")
+        Duration maxStale();
+
+        /** How long a query whose stale answer is at hand waits for the upstreams before it gets that answer. */
+        @WithDefault("1800ms")
+        Duration staleAnswerTimeout();
+
+        /** Hits after which an entry is refreshed in the last tenth of its TTL, before it expires; 0: never. */
+        @WithDefault("3")
+        int prefetch();
+    }
+
     /**
      * A token bucket per client prefix; a client over its limit for {@code block-after} is blocked
      * for {@code block-time}. Off by default: clients on host networking or behind SNAT share one

@@ -1,6 +1,9 @@
 package io.dotproxy.config;
 
+import io.dotproxy.cache.CacheMetrics;
+import io.dotproxy.cache.CachingUpstream;
 import io.dotproxy.cache.LocalAnswers;
+import io.dotproxy.cache.ResponseCache;
 import io.dotproxy.guard.Guard;
 import io.dotproxy.guard.GuardMetrics;
 import io.dotproxy.server.ProxyServer;
@@ -11,6 +14,7 @@ import io.dotproxy.upstream.GroupMetrics;
 import io.dotproxy.upstream.Member;
 import io.dotproxy.upstream.Policy;
 import io.dotproxy.upstream.TlsClientContext;
+import io.dotproxy.upstream.Upstream;
 import io.dotproxy.upstream.UpstreamGroup;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.channel.EventLoop;
@@ -82,7 +86,18 @@ public final class ProxyRuntime {
                 loop, groupMetrics);
         ServerMetrics serverMetrics = new ServerMetrics(registry);
         Guard guard = new Guard(settings.guard(), new GuardMetrics(registry));
-        QueryPipeline pipeline = new QueryPipeline(guard, LocalAnswers.NONE, group, settings.pipeline(), serverMetrics);
+        LocalAnswers localAnswers = LocalAnswers.NONE;
+        Upstream forwardTo = group;
+        ResponseCache.Settings cacheSettings = settings.cache();
+        if (cacheSettings.enabled()) {
+            CacheMetrics cacheMetrics = new CacheMetrics(registry);
+            ResponseCache cache = new ResponseCache(cacheSettings, System::nanoTime, cacheMetrics);
+            CachingUpstream caching = new CachingUpstream(cache, cacheSettings, group, loop, settings.pipeline().timeout(),
+                    cacheMetrics);
+            localAnswers = caching;
+            forwardTo = caching;
+        }
+        QueryPipeline pipeline = new QueryPipeline(guard, localAnswers, forwardTo, settings.pipeline(), serverMetrics);
         ProxyServer server = new ProxyServer(settings.listen(), pipeline, serverMetrics, loop);
         return new ProxyRuntime(settings, group, pipeline, server, tls.provider());
     }

@@ -1,5 +1,6 @@
 package io.dotproxy.config;
 
+import io.dotproxy.cache.ResponseCache;
 import io.dotproxy.guard.Guard;
 import io.dotproxy.server.ProxyServer;
 import io.dotproxy.server.QueryPipeline;
@@ -21,10 +22,11 @@ import java.util.Optional;
  * @param listen where clients reach the proxy, and its client TCP limits
  * @param guard who may ask, and how fast
  * @param pipeline the per-query deadline, the UDP answer size limit and the cap on queries in flight
+ * @param cache what answers are kept, how long, and in how much memory
  * @param forwarding where queries go, and how
  */
 public record ProxySettings(ProxyServer.Settings listen, Guard.Settings guard, QueryPipeline.Settings pipeline,
-                            Forwarding forwarding) {
+                            ResponseCache.Settings cache, Forwarding forwarding) {
 
     /**
      * Where queries go, and how: the upstreams and the group's behaviour.

@@ -1,5 +1,6 @@
 package io.dotproxy.config;
 
+import io.dotproxy.cache.ResponseCache;
 import io.dotproxy.guard.AddressSet;
 import io.dotproxy.guard.Guard;
 import io.dotproxy.guard.RateLimiter;
@@ -67,7 +68,49 @@ final class SettingsReader {
                 range("dotproxy.udp.max-payload", config.udp().maxPayload(), 512, 65535),
                 range("dotproxy.max-in-flight", config.maxInFlight(), 1, 1_000_000),
                 oneOf("dotproxy.ecs", config.ecs(), List.of("strip", "pass")).equals("strip"));
-        return new ProxySettings(listen, guard(config), pipeline, forwarding(config, dotHost));
+        return new ProxySettings(listen, guard(config), pipeline, cache(config.cache()),
+                forwarding(config, dotHost));
+    }
+
+    private static ResponseCache.Settings cache(ProxyConfig.Cache cache) {
+        Duration minTtl = positive("dotproxy.cache.min-ttl", cache.minTtl(), Duration.ZERO, Duration.ofDays(1));
+        Duration maxTtl = positive("dotproxy.cache.max-ttl", cache.maxTtl(), Duration.ofSeconds(1), Duration.ofDays(7));
+        if (minTtl.compareTo(maxTtl) > 0) {
+            throw new ConfigError("dotproxy.cache.min-ttl", written(minTtl),
+                    "expected at most dotproxy.cache.max-ttl (" + written(maxTtl) + ")");
+        }
+        Duration staleAnswerTimeout = positive("dotproxy.cache.stale-answer-timeout", cache.staleAnswerTimeout(),
+                Duration.ofMillis(1), Duration.ofSeconds(60));
+        // At or past dotproxy.timeout the timer never fires first: the stale answer comes with the
+        // failure at the deadline instead, which is still an answer; no reason to refuse to start.
+        return new ResponseCache.Settings(cache.enabled(),
+                size("dotproxy.cache.max-size", cache.maxSize(), 64 * 1024, 64L << 30),
+                minTtl, maxTtl,
+                positive("dotproxy.cache.max-negative-ttl", cache.maxNegativeTtl(), Duration.ZERO, Duration.ofDays(1)),
+                positive("dotproxy.cache.max-stale", cache.maxStale(), Duration.ZERO, Duration.ofDays(7)),
+                staleAnswerTimeout,
+                range("dotproxy.cache.prefetch", cache.prefetch(), 0, 1_000_000));
+    }
+
+    /** A size in octets as an operator writes one: {@code 65536}, {@code 64k}, {@code 8m}, {@code 1g}. */
+    static long size(String setting, String value, long min, long max) {
+        String text = value.strip().toLowerCase(Locale.ROOT);
+        long unit = 1;
+        if (!text.isEmpty() && "kmg".indexOf(text.charAt(text.length() - 1)) >= 0) {
+            unit = 1L << (10 * ("kmg".indexOf(text.charAt(text.length() - 1)) + 1));
+            text = text.substring(0, text.length() - 1);
+        }
+        long octets;
+        try {
+            octets = Math.multiplyExact(Long.parseLong(text), unit);
+        } catch (NumberFormatException | ArithmeticException e) {
+            octets = -1;
+        }
+        if (octets < min || octets > max) {
+            throw new ConfigError(setting, value, "expected a size from " + min / 1024 + "k to " + (max >> 30)
+                    + "g, in octets or with a suffix k, m or g, such as 8m");
+        }
+        return octets;
     }
 
     private static Guard.Settings guard(ProxyConfig config) {

@@ -28,6 +28,7 @@ public final class Replies {
     private static final int MAX_QUESTION = Names.MAX_WIRE_LENGTH + 1 + 4;
     private static final int MAX_RCODE = 0xFFF; // 4 header bits and 8 in the OPT record (RFC 6891 §6.1.3)
     private static final int DO_BIT = 0x8000;
+    private static final int MAX_MESSAGE = 0xFFFF; // what a TCP length prefix can say
 
     /**
      * Most octets of EXTRA-TEXT an error answer carries; longer text is cut at a character
@@ -86,6 +87,29 @@ public final class Replies {
         int optTtl = parsed.dnssecOk() ? DO_BIT : 0;
         return withoutRecords(alloc, query, parsed, errorFlags(parsed.flags(), Rcode.NOERROR) | Header.FLAG_TC, optTtl,
                 null, null);
+    }
+
+    /**
+     * A copy of {@code answer} whose OPT record carries one more option, an Extended DNS Error
+     * without text (a cached answer served stale, RFC 8767 §4 and RFC 8914 §4.4); the OPT record
+     * keeps its place and its other options. An answer without OPT is copied as it is: a client
+     * that sent no EDNS gets none (RFC 6891 §7). {@code answer} is not changed or released.
+     *
+     * @param parsed the view of {@code answer}
+     */
+    public static ByteBuf withExtendedError(ByteBufAllocator alloc, ByteBuf answer, Message parsed, ExtendedError ede) {
+        int start = parsed.start();
+        int end = start + parsed.length();
+        if (!parsed.hasOpt() || parsed.length() + EDE_FIXED > MAX_MESSAGE) {
+            return alloc.buffer(parsed.length()).writeBytes(answer, start, parsed.length());
+        }
+        int rdLengthAt = parsed.optStart() + OPT_FIXED - 2;
+        ByteBuf out = alloc.buffer(parsed.length() + EDE_FIXED);
+        out.writeBytes(answer, start, parsed.optEnd() - start);
+        out.writeShort(OPTION_EDE).writeShort(2).writeShort(ede.code());
+        out.writeBytes(answer, parsed.optEnd(), end - parsed.optEnd());
+        out.setShort(rdLengthAt - start, answer.getUnsignedShort(rdLengthAt) + EDE_FIXED);
+        return out;
     }
 
     /** The header flags of every error answer: the one place the rule of the class comment lives. */

@@ -24,10 +24,10 @@ import org.jboss.logging.Logger;
  *   <li><b>validate</b>: the wire checks (one well-formed QUERY with one question), then, when
  *       set, an admitted query loses its EDNS Client Subnet option (RFC 7871);
  *   <li><b>answer locally</b> when possible ({@link LocalAnswers}: the cache's seat);
- *   <li><b>forward</b> to the upstream group;
+ *   <li><b>forward</b> to the upstreams (with the cache on: {@link io.dotproxy.cache.CachingUpstream}
+ *       in front of the upstream group, which coalesces, stores and serves stale);
  *   <li>and <b>the way back</b>: remove the upstream's ECS option when the query's was removed,
- *       let the local answers see the upstream's answer, fit it to a UDP client's size, count it,
- *       send it.
+ *       fit the answer to a UDP client's size, count it, send it.
  * </ol>
  * Each stage answers, drops with a counted reason, or passes the query on. Every query that is not
  * dropped (too short for a header, a response, or dropped by admission) gets exactly one answer: an
@@ -259,11 +259,6 @@ public final class QueryPipeline {
                 failedInside(exchange, e);
                 return;
             }
-        }
-        try {
-            localAnswers.upstreamAnswered(exchange.query(), exchange.parsed(), answer);
-        } catch (RuntimeException e) {
-            LOG.debugf(e, "Local answers failed to take an upstream answer"); // the client gets it all the same
         }
         deliver(exchange, answer);
     }

@@ -1,5 +1,6 @@
 package io.dotproxy.testing;
 
+import io.dotproxy.cache.ResponseCache;
 import io.dotproxy.config.ProxyRuntime;
 import io.dotproxy.config.ProxySettings;
 import io.dotproxy.guard.AddressSet;
@@ -42,6 +43,10 @@ public final class ProxyHarness implements AutoCloseable {
     public static final String TLS_NAME = "dns.test";
 
     /** One loop on the production transport where it exists (epoll on Linux, as Vert.x runs there), else NIO. */
+    /** The cache's default settings, as {@code dotproxy.cache.*} has them, but off. */
+    public static final ResponseCache.Settings CACHE_OFF = new ResponseCache.Settings(false, 8 << 20, Duration.ZERO,
+            Duration.ofDays(1), Duration.ofHours(1), Duration.ofDays(1), Duration.ofMillis(1800), 3);
+
     private final EventLoopGroup loop = Epoll.isAvailable() ? new EpollEventLoopGroup(1) : new NioEventLoopGroup(1);
     private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
     private final ProxyRuntime runtime;
@@ -69,6 +74,7 @@ public final class ProxyHarness implements AutoCloseable {
         private int queriesInFlight = 10_000;
         private int fallbackMaxInFlight = 256;
         private boolean stripClientSubnet = true;
+        private ResponseCache.Settings cache = CACHE_OFF;
         private TcpListener.Settings tcp = new TcpListener.Settings(Duration.ofSeconds(2), 50, 50, Duration.ofSeconds(5),
                 0, Duration.ZERO);
 
@@ -183,6 +189,15 @@ public final class ProxyHarness implements AutoCloseable {
             return this;
         }
 
+        /**
+         * A response cache with these settings. Without it the harness runs with the cache off, so
+         * that every query of an engine test reaches the fake upstream.
+         */
+        public Builder cache(ResponseCache.Settings value) {
+            cache = value;
+            return this;
+        }
+
         public ProxyHarness start() {
             return new ProxyHarness(this);
         }
@@ -200,6 +215,7 @@ public final class ProxyHarness implements AutoCloseable {
                     new ProxyServer.Settings("127.0.0.1", 0, b.tcp),
                     new Guard.Settings(AddressSet.parse(b.allow), false, b.rateLimit, AddressSet.parse(List.of())),
                     new QueryPipeline.Settings(b.timeout, 1232, b.queriesInFlight, b.stripClientSubnet),
+                    b.cache,
                     new ProxySettings.Forwarding(dot, b.policy, b.fallback, b.fallbackMaxInFlight, Optional.of(caFile),
                             new DotUpstream.Settings(attempt, b.idleTimeout, b.maxInFlight, b.poolSize,
                                     b.handshakesPerSecond, b.handshakeBurst),

@@ -1,0 +1,322 @@
+package io.dotproxy.cache;
+
+import io.dotproxy.dns.ClientSubnet;
+import io.dotproxy.dns.ExtendedError;
+import io.dotproxy.dns.Header;
+import io.dotproxy.dns.Message;
+import io.dotproxy.dns.Names;
+import io.dotproxy.dns.Rcode;
+import io.dotproxy.dns.Replies;
+import io.dotproxy.dns.WireFormatException;
+import io.dotproxy.upstream.QueryCallback;
+import io.dotproxy.upstream.Upstream;
+import io.dotproxy.upstream.UpstreamFailure;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.channel.EventLoop;
+import io.netty.util.concurrent.ScheduledFuture;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.jboss.logging.Logger;
+
+/**
+ * The cache in front of the upstreams: it answers fresh hits ({@link LocalAnswers}) and, as an
+ * {@link Upstream} in front of the real one, handles each miss:
+ * <ul>
+ *   <li><b>coalescing</b>: identical questions in flight at once send one upstream query; every
+ *       waiter gets the answer with its own ID, RD bit and name case, or the failure;
+ *   <li><b>storing</b> the upstream's answer ({@link ResponseCache} decides what and how long);
+ *   <li><b>serve-stale</b> (RFC 8767): when the upstreams fail, answer SERVFAIL, or have not
+ *       answered within the stale-answer timeout, an expired answer that is still servable goes to
+ *       the waiters with TTL 30 and Extended DNS Error 3 (19 for NXDOMAIN); the upstream query
+ *       goes on and refreshes the entry when it answers;
+ *   <li><b>prefetch</b>: a popular entry hit in the last tenth of its lifetime is refreshed in the
+ *       background, so that hot names never miss.
+ * </ul>
+ * A query with an EDNS Client Subnet option (passed on when {@code dotproxy.ecs=pass}) bypasses the
+ * cache both ways: its answer may be meant for that subnet only.
+ *
+ * <p>Runs on the proxy's event loop, as its upstream group does: the table of queries in flight
+ * has no lock.
+ */
+public final class CachingUpstream implements Upstream, LocalAnswers {
+    private static final Logger LOG = Logger.getLogger(CachingUpstream.class);
+
+    private final ResponseCache cache;
+    private final Upstream next;
+    private final EventLoop loop;
+    private final long refreshTimeoutNanos;
+    private final long staleAnswerTimeoutNanos;
+    private final boolean serveStale;
+    private final int prefetchAfter;
+    private final CacheMetrics metrics;
+    private final Map<Long, Pending> inFlight = new HashMap<>();
+
+    /**
+     * @param next where misses go: the upstream group
+     * @param loop the event loop everything runs on (the stale-answer timers too)
+     * @param refreshTimeout deadline of a background refresh: the client query deadline
+     */
+    public CachingUpstream(ResponseCache cache, ResponseCache.Settings settings, Upstream next, EventLoop loop,
+                           java.time.Duration refreshTimeout, CacheMetrics metrics) {
+        this.cache = cache;
+        this.next = next;
+        this.loop = loop;
+        this.refreshTimeoutNanos = refreshTimeout.toNanos();
+        this.staleAnswerTimeoutNanos = settings.staleAnswerTimeout().toNanos();
+        this.serveStale = !settings.maxStale().isZero();
+        this.prefetchAfter = settings.prefetchAfter();
+        this.metrics = metrics;
+    }
+
+    @Override
+    public ByteBuf answer(ByteBuf query, Message parsed, ByteBufAllocator alloc) {
+        if (ClientSubnet.present(query, parsed)) {
+            return null;
+        }
+        long now = cache.now();
+        long key = Question.key(query, parsed);
+        CachedAnswer entry = cache.find(key, query, parsed, now);
+        if (entry == null || !entry.isFresh(now)) {
+            metrics.miss();
+            return null;
+        }
+        metrics.hit();
+        if (entry.hitWantsRefresh(now, prefetchAfter)) {
+            prefetch(key, query, parsed, alloc);
+        }
+        return entry.fresh(alloc, query, parsed, now);
+    }
+
+    @Override
+    public void query(ByteBuf query, Message parsed, long deadlineNanos, QueryCallback callback) {
+        if (ClientSubnet.present(query, parsed)) {
+            next.query(query, parsed, deadlineNanos, callback);
+            return;
+        }
+        long key = Question.key(query, parsed);
+        Pending pending = inFlight.get(key);
+        if (pending != null && pending.asks(query, parsed)) {
+            metrics.coalesced();
+            pending.join(new Waiter(callback, query, parsed));
+            return;
+        }
+        Pending leader = new Pending(key, query.retain(), parsed);
+        leader.join(new Waiter(callback, query, parsed));
+        if (pending == null) {
+            inFlight.put(key, leader); // on a hash collision the first keeps the seat; this one goes alone
+        }
+        if (serveStale && cache.find(key, query, parsed, cache.now()) != null) {
+            leader.staleTimer = loop.schedule(leader::staleAnswerTimeout, staleAnswerTimeoutNanos, TimeUnit.NANOSECONDS);
+        }
+        next.query(query, parsed, deadlineNanos, leader);
+    }
+
+    /** Refreshes an entry ahead of its expiry with a query of the cache's own, unless one is in flight. */
+    private void prefetch(long key, ByteBuf query, Message parsed, ByteBufAllocator alloc) {
+        if (inFlight.containsKey(key)) {
+            return;
+        }
+        ByteBuf copy = alloc.directBuffer(parsed.length()).writeBytes(query, parsed.start(), parsed.length());
+        Message view;
+        try {
+            view = Message.parse(copy);
+        } catch (WireFormatException e) {
+            copy.release(); // cannot happen: the query parsed before
+            return;
+        }
+        Pending refresh = new Pending(key, copy, view);
+        inFlight.put(key, refresh);
+        metrics.prefetch();
+        next.query(copy, view, System.nanoTime() + refreshTimeoutNanos, refresh);
+    }
+
+    @Override
+    public void connectAhead() {
+        next.connectAhead();
+    }
+
+    @Override
+    public String name() {
+        return next.name();
+    }
+
+    @Override
+    public void close() {
+        next.close();
+    }
+
+    /** Queries of distinct questions in flight upstream now. */
+    int inFlight() {
+        return inFlight.size();
+    }
+
+    /** A client query waiting for an upstream answer; its buffer is its caller's until the callback. */
+    private record Waiter(QueryCallback callback, ByteBuf query, Message parsed) {}
+
+    /**
+     * One question in flight upstream, and everyone waiting for its answer: the query that asked
+     * first (whose buffer it holds a reference to until the upstream calls back, since the client
+     * may be answered stale before that), the queries that joined it, or no one for a refresh.
+     */
+    private final class Pending implements QueryCallback {
+        private final long key;
+        private final ByteBuf query;
+        private final Message parsed;
+        private final List<Waiter> waiters = new ArrayList<>(2);
+        private ScheduledFuture<?> staleTimer;
+        private boolean servedStale;
+
+        Pending(long key, ByteBuf query, Message parsed) {
+            this.key = key;
+            this.query = query;
+            this.parsed = parsed;
+        }
+
+        boolean asks(ByteBuf other, Message otherParsed) {
+            return Question.bits(otherParsed) == Question.bits(parsed)
+                    && Message.sameQuestion(query, parsed.start(), parsed.start() + parsed.length(),
+                            other, otherParsed.start(), otherParsed.start() + otherParsed.length());
+        }
+
+        void join(Waiter waiter) {
+            if (servedStale && serveStale(List.of(waiter))) {
+                return; // the upstream is already late: no reason to make this one wait too
+            }
+            waiters.add(waiter);
+        }
+
+        @Override
+        public void onAnswer(ByteBuf answer) {
+            end();
+            try {
+                cache.store(key, query, parsed, answer);
+            } catch (RuntimeException e) {
+                LOG.debugf(e, "The cache failed to take an answer"); // the waiters get it all the same
+            }
+            List<Waiter> waiting = takeWaiters();
+            if (waiting.isEmpty() || (Header.rcode(Header.flags(answer, answer.readerIndex())) == Rcode.SERVFAIL
+                    && serveStale(waiting))) {
+                answer.release();
+            } else {
+                deliver(answer, waiting);
+            }
+            query.release();
+        }
+
+        @Override
+        public void onFailure(UpstreamFailure failure) {
+            end();
+            List<Waiter> waiting = takeWaiters();
+            if (!serveStale(waiting)) {
+                for (Waiter waiter : waiting) {
+                    waiter.callback().onFailure(failure);
+                }
+            }
+            query.release();
+        }
+
+        /** The stale-answer timer: the upstreams are slow, the waiters get the stale answer now. */
+        void staleAnswerTimeout() {
+            staleTimer = null;
+            if (waiters.isEmpty()) {
+                return;
+            }
+            List<Waiter> waiting = takeWaiters();
+            servedStale = serveStale(waiting);
+            if (!servedStale) {
+                waiters.addAll(waiting); // expired meanwhile: they wait for the upstream after all
+            }
+        }
+
+        /** Serves the stale entry to {@code waiting}, if the cache still has one; false when it has not. */
+        private boolean serveStale(List<Waiter> waiting) {
+            if (!serveStale || waiting.isEmpty()) {
+                return false;
+            }
+            CachedAnswer entry = cache.find(key, query, parsed, cache.now());
+            if (entry == null) {
+                return false;
+            }
+            for (Waiter waiter : waiting) {
+                ByteBuf stale = staleAnswer(entry, waiter);
+                metrics.staleAnswer();
+                waiter.callback().onAnswer(stale);
+            }
+            return true;
+        }
+
+        private ByteBuf staleAnswer(CachedAnswer entry, Waiter waiter) {
+            ByteBufAllocator alloc = waiter.query().alloc();
+            ByteBuf stale = entry.stale(alloc, waiter.query(), waiter.parsed());
+            try {
+                Message view = Message.parse(stale);
+                ExtendedError ede = view.rcode() == Rcode.NXDOMAIN ? ExtendedError.STALE_NXDOMAIN_ANSWER
+                        : ExtendedError.STALE_ANSWER;
+                return Replies.withExtendedError(alloc, stale, view, ede);
+            } catch (WireFormatException e) {
+                return stale.retain(); // stored answers parsed when stored; served without EDE if not
+            } finally {
+                stale.release();
+            }
+        }
+
+        /** Gives each waiter the answer as its own: a copy with its ID, RD bit and name case. */
+        private void deliver(ByteBuf answer, List<Waiter> waiting) {
+            int last = waiting.size() - 1;
+            for (int i = 0; i <= last; i++) {
+                Waiter waiter = waiting.get(i);
+                ByteBuf own = i == last ? answer : answer.copy();
+                addressTo(own, waiter);
+                waiter.callback().onAnswer(own);
+            }
+        }
+
+        private List<Waiter> takeWaiters() {
+            if (waiters.isEmpty()) {
+                return List.of();
+            }
+            List<Waiter> taken = new ArrayList<>(waiters);
+            waiters.clear();
+            return taken;
+        }
+
+        /** The upstream has called back: no one else joins, the timer stops. */
+        private void end() {
+            if (inFlight.get(key) == this) {
+                inFlight.remove(key);
+            }
+            if (staleTimer != null) {
+                staleTimer.cancel(false);
+                staleTimer = null;
+            }
+        }
+    }
+
+    /**
+     * Writes the waiter's ID, RD bit and question-name case into an answer to the same question.
+     * The name's case is kept as it is when the answer spells the name in a different length (a
+     * compression pointer inside the question), which no resolver does in practice.
+     */
+    private static void addressTo(ByteBuf answer, Waiter waiter) {
+        int start = answer.readerIndex();
+        Message parsed = waiter.parsed();
+        ByteBuf query = waiter.query();
+        Header.setId(answer, start, Header.id(query, parsed.start()));
+        int flags = Header.flags(answer, start);
+        Header.setFlags(answer, start, (flags & ~Header.FLAG_RD) | (parsed.flags() & Header.FLAG_RD));
+        int nameLength = parsed.questionEnd() - 4 - parsed.questionStart();
+        int nameStart = start + Header.LENGTH;
+        try {
+            if (Header.qdcount(answer, start) == 1
+                    && Names.skip(answer, start, nameStart, answer.writerIndex()) - nameStart == nameLength) {
+                answer.setBytes(nameStart, query, parsed.questionStart(), nameLength);
+            }
+        } catch (WireFormatException e) {
+            // the answer goes as it came; the pipeline's way back judges it
+        }
+    }
+}

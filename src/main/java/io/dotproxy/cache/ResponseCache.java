@@ -1,0 +1,217 @@
+package io.dotproxy.cache;
+
+import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
+import com.github.benmanes.caffeine.cache.Expiry;
+import com.github.benmanes.caffeine.cache.RemovalCause;
+import io.dotproxy.cache.CacheMetrics.Storing;
+import io.dotproxy.dns.ClientSubnet;
+import io.dotproxy.dns.Header;
+import io.dotproxy.dns.Message;
+import io.dotproxy.dns.Rcode;
+import io.dotproxy.dns.Ttls;
+import io.dotproxy.dns.WireFormatException;
+import io.netty.buffer.ByteBuf;
+import java.time.Duration;
+import java.util.function.LongSupplier;
+
+/**
+ * Upstream answers kept as wire bytes for their TTL, bounded by the octets they hold.
+ *
+ * <p>What is kept, and for how long (the rules of CoreDNS's cache and unbound, after RFC 1035,
+ * RFC 2308 and RFC 8767):
+ * <ul>
+ *   <li>an answer with records: its smallest TTL, each TTL clamped to [min-ttl, max-ttl];
+ *   <li>NXDOMAIN and NODATA: min(SOA TTL, SOA MINIMUM), at most max-negative-ttl (RFC 2308 §5);
+ *       without an SOA record, not at all;
+ *   <li>SERVFAIL: {@value #SERVFAIL_SECONDS} seconds (RFC 2308 §7.1 allows up to five minutes), and
+ *       never in place of an answer that can still be served stale;
+ *   <li>never: a truncated answer, one whose question is not the query's, one with an ECS option,
+ *       any other rcode, a TTL of zero.
+ * </ul>
+ * An entry stays servable for max-stale past its lifetime (RFC 8767), then goes. The store is
+ * Caffeine: its W-TinyLFU policy keeps hot names when a scan of one-off names passes through, it
+ * bounds by weight (octets), and it expires each entry at its own time.
+ */
+public final class ResponseCache {
+    /** How long a SERVFAIL is kept: long enough to spare a failing upstream a storm, short enough to recover. */
+    static final int SERVFAIL_SECONDS = 5;
+
+    /**
+     * The cache's settings.
+     *
+     * @param enabled whether queries are answered from a cache at all
+     * @param maxBytes octets the entries may hold at most (their wire bytes and bookkeeping)
+     * @param minTtl floor of every positive answer's TTLs
+     * @param maxTtl cap of every positive answer's TTLs
+     * @param maxNegativeTtl cap of a negative answer's lifetime
+     * @param maxStale how long past its lifetime an answer may still be served stale; zero: never
+     * @param staleAnswerTimeout how long a query with a stale answer at hand waits for the upstreams
+     *     before it gets the stale answer (RFC 8767 §5: the client response timer)
+     * @param prefetchAfter hits after which an entry is refreshed ahead of its expiry; zero: never
+     */
+    public record Settings(boolean enabled, long maxBytes, Duration minTtl, Duration maxTtl, Duration maxNegativeTtl,
+                           Duration maxStale, Duration staleAnswerTimeout, int prefetchAfter) {}
+
+    private final Cache<Long, CachedAnswer> entries;
+    private final long minTtl;
+    private final long maxTtl;
+    private final long maxNegativeTtl;
+    private final long maxStaleNanos;
+    private final LongSupplier clock;
+    private final CacheMetrics metrics;
+
+    /**
+     * @param clock {@link System#nanoTime()}, or a test's clock: the cache reads time only from it
+     */
+    public ResponseCache(Settings settings, LongSupplier clock, CacheMetrics metrics) {
+        this.minTtl = settings.minTtl().toSeconds();
+        this.maxTtl = settings.maxTtl().toSeconds();
+        this.maxNegativeTtl = settings.maxNegativeTtl().toSeconds();
+        this.maxStaleNanos = settings.maxStale().toNanos();
+        this.clock = clock;
+        this.metrics = metrics;
+        this.entries = Caffeine.newBuilder()
+                .maximumWeight(settings.maxBytes())
+                .weigher((Long key, CachedAnswer entry) -> entry.weight())
+                .expireAfter(new KeptUntilStale())
+                .ticker(clock::getAsLong)
+                // Upkeep on the calling thread (the event loop), not on a pool: no hand-off per write.
+                .executor(Runnable::run)
+                .evictionListener((Long key, CachedAnswer entry, RemovalCause cause) -> {
+                    if (cause == RemovalCause.SIZE) {
+                        metrics.evicted();
+                    }
+                })
+                .build();
+        metrics.watch(this);
+    }
+
+    /** The time now, from the cache's clock. */
+    long now() {
+        return clock.getAsLong();
+    }
+
+    /**
+     * The entry that answers {@code query}, fresh or still servable stale, or null. {@code key}
+     * is {@link Question#key} of the query.
+     */
+    CachedAnswer find(long key, ByteBuf query, Message parsed, long now) {
+        CachedAnswer entry = entries.getIfPresent(key);
+        return entry != null && entry.isServable(now) && entry.answers(query, parsed) ? entry : null;
+    }
+
+    /**
+     * Offers an upstream's answer to {@code query} (whose view is {@code parsed} and key {@code key});
+     * the cache copies what it keeps and changes neither buffer.
+     */
+    void store(long key, ByteBuf query, Message parsed, ByteBuf answer) {
+        metrics.stored(storeAnswer(key, query, parsed, answer));
+    }
+
+    private Storing storeAnswer(long key, ByteBuf query, Message parsed, ByteBuf answer) {
+        Message view;
+        Ttls.Scan scan;
+        byte[] question = Question.lowerCase(query, parsed);
+        try {
+            view = Message.parse(answer);
+            if (view.questionCount() != 1 || !Question.matches(question, answer, view)) {
+                return Storing.MISMATCH;
+            }
+            if ((view.flags() & Header.FLAG_TC) != 0) {
+                return Storing.TRUNCATED;
+            }
+            if (ClientSubnet.present(answer, view)) {
+                return Storing.CLIENT_SUBNET;
+            }
+            scan = Ttls.scan(answer, view);
+        } catch (WireFormatException e) {
+            return Storing.MISMATCH;
+        }
+        int rcode = view.rcode();
+        boolean hasAnswers = Header.ancount(answer, view.start()) > 0;
+        long now = now();
+        Storing kind;
+        long lifetime;
+        if (rcode == Rcode.NOERROR && hasAnswers) {
+            kind = Storing.POSITIVE;
+            lifetime = clamp(scan.smallest());
+        } else if (rcode == Rcode.NXDOMAIN || rcode == Rcode.NOERROR) {
+            if (scan.negative() < 0) {
+                return Storing.NO_SOA;
+            }
+            kind = Storing.NEGATIVE;
+            lifetime = Math.min(scan.negative(), maxNegativeTtl);
+        } else if (rcode == Rcode.SERVFAIL) {
+            if (find(key, query, parsed, now) != null) {
+                return Storing.KEPT_OLDER;
+            }
+            kind = Storing.SERVFAIL;
+            lifetime = SERVFAIL_SECONDS;
+        } else {
+            return Storing.RCODE;
+        }
+        if (lifetime <= 0) {
+            return Storing.ZERO_TTL;
+        }
+        byte[] wire = new byte[view.length()];
+        answer.getBytes(view.start(), wire);
+        for (int offset : scan.offsets()) {
+            long ttl = ttl(wire, offset);
+            writeTtl(wire, offset, kind == Storing.POSITIVE ? clamp(ttl) : Math.min(ttl, lifetime));
+        }
+        entries.put(key, new CachedAnswer(question, Question.bits(parsed), wire, scan.offsets(), now, lifetime,
+                maxStaleNanos, kind == Storing.NEGATIVE));
+        return kind;
+    }
+
+    private long clamp(long ttl) {
+        return Math.max(minTtl, Math.min(maxTtl, ttl));
+    }
+
+    private static long ttl(byte[] wire, int offset) {
+        long value = (wire[offset] & 0xFFL) << 24 | (wire[offset + 1] & 0xFF) << 16
+                | (wire[offset + 2] & 0xFF) << 8 | (wire[offset + 3] & 0xFF);
+        return value > Integer.MAX_VALUE ? 0 : value; // the top bit set counts as zero (RFC 2181 §8)
+    }
+
+    private static void writeTtl(byte[] wire, int offset, long ttl) {
+        wire[offset] = (byte) (ttl >>> 24);
+        wire[offset + 1] = (byte) (ttl >>> 16);
+        wire[offset + 2] = (byte) (ttl >>> 8);
+        wire[offset + 3] = (byte) ttl;
+    }
+
+    /** Entries held, stale ones included (an estimate while upkeep is pending). */
+    public long entries() {
+        return entries.estimatedSize();
+    }
+
+    /** Octets the entries hold, as the size bound counts them. */
+    public long bytes() {
+        return entries.policy().eviction().map(eviction -> eviction.weightedSize().orElse(0)).orElse(0L);
+    }
+
+    /** Removes every entry. */
+    public void clear() {
+        entries.invalidateAll();
+    }
+
+    /** Each entry is kept until it can no longer be served stale; a replaced entry by its own time. */
+    private static final class KeptUntilStale implements Expiry<Long, CachedAnswer> {
+        @Override
+        public long expireAfterCreate(Long key, CachedAnswer entry, long now) {
+            return entry.keptNanos(now);
+        }
+
+        @Override
+        public long expireAfterUpdate(Long key, CachedAnswer entry, long now, long currentDuration) {
+            return entry.keptNanos(now);
+        }
+
+        @Override
+        public long expireAfterRead(Long key, CachedAnswer entry, long now, long currentDuration) {
+            return currentDuration;
+        }
+    }
+}
