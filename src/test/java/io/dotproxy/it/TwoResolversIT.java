@@ -44,6 +44,8 @@ class TwoResolversIT {
                      "dotproxy.upstreams", "127.0.0.1:" + a.port() + "#" + UnboundServer.TLS_NAME
                              + ",127.0.0.1:" + b.port() + "#" + UnboundServer.TLS_NAME,
                      "dotproxy.tls.ca-file", caFile.toString(),
+                     // Every query must go upstream: the cache would answer these two names itself.
+                     "dotproxy.cache.enabled", "false",
                      "quarkus.http.port", String.valueOf(http),
                      "quarkus.http.host", "127.0.0.1"), Map.of())) {
             proxy.awaitReady(http);
