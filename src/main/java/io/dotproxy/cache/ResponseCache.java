@@ -192,6 +192,11 @@ public final class ResponseCache {
         return entries.policy().eviction().map(eviction -> eviction.weightedSize().orElse(0)).orElse(0L);
     }
 
+    /** Runs the store's pending upkeep (expiry, eviction) now: for tests that count what it did. */
+    void cleanUp() {
+        entries.cleanUp();
+    }
+
     /** Removes every entry. */
     public void clear() {
         entries.invalidateAll();
