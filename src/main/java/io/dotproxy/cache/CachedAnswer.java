@@ -2,6 +2,7 @@ package io.dotproxy.cache;
 
 import io.dotproxy.dns.Header;
 import io.dotproxy.dns.Message;
+import io.dotproxy.dns.Rcode;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import java.util.concurrent.TimeUnit;
@@ -68,6 +69,12 @@ final class CachedAnswer {
     /** Whether it is a negative answer (NXDOMAIN or NODATA). */
     boolean isNegative() {
         return negative;
+    }
+
+    /** Whether it is a kept SERVFAIL: an error, never a stale answer in place of one. */
+    boolean isServfail() {
+        // Only NOERROR, NXDOMAIN and SERVFAIL are kept, so the header's four bits tell them apart.
+        return Header.rcode((wire[2] & 0xFF) << 8 | wire[3] & 0xFF) == Rcode.SERVFAIL;
     }
 
     /** Counts a hit; true when this hit should refresh the entry ahead of its expiry (prefetch). */

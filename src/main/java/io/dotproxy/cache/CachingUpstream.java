@@ -238,8 +238,8 @@ public final class CachingUpstream implements Upstream, LocalAnswers {
                 return false;
             }
             CachedAnswer entry = cache.find(key, query, parsed, cache.now());
-            if (entry == null) {
-                return false;
+            if (entry == null || entry.isServfail()) {
+                return false; // a SERVFAIL just stored, say: the waiters get the upstream's own
             }
             for (Waiter waiter : waiting) {
                 ByteBuf stale = staleAnswer(entry, waiter);

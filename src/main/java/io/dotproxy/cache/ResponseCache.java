@@ -25,7 +25,7 @@ import java.util.function.LongSupplier;
  *   <li>NXDOMAIN and NODATA: min(SOA TTL, SOA MINIMUM), at most max-negative-ttl (RFC 2308 §5);
  *       without an SOA record, not at all;
  *   <li>SERVFAIL: {@value #SERVFAIL_SECONDS} seconds (RFC 2308 §7.1 allows up to five minutes), and
- *       never in place of an answer that can still be served stale;
+ *       never in place of an answer that can still be served stale, and never served stale itself;
  *   <li>never: a truncated answer, one whose question is not the query's, one with an ECS option,
  *       any other rcode, a TTL of zero.
  * </ul>
@@ -160,8 +160,10 @@ public final class ResponseCache {
             long ttl = ttl(wire, offset);
             writeTtl(wire, offset, kind == Storing.POSITIVE ? clamp(ttl) : Math.min(ttl, lifetime));
         }
+        // A SERVFAIL holds no data to serve stale (RFC 8767 serves expired answers): it goes at its lifetime.
+        long staleNanos = kind == Storing.SERVFAIL ? 0 : maxStaleNanos;
         entries.put(key, new CachedAnswer(question, Question.bits(parsed), wire, scan.offsets(), now, lifetime,
-                maxStaleNanos, kind == Storing.NEGATIVE));
+                staleNanos, kind == Storing.NEGATIVE));
         return kind;
     }
 
@@ -190,6 +192,11 @@ public final class ResponseCache {
     /** Octets the entries hold, as the size bound counts them. */
     public long bytes() {
         return entries.policy().eviction().map(eviction -> eviction.weightedSize().orElse(0)).orElse(0L);
+    }
+
+    /** Runs the store's pending upkeep (expiry, eviction) now: for tests that count what it did. */
+    void cleanUp() {
+        entries.cleanUp();
     }
 
     /** Removes every entry. */

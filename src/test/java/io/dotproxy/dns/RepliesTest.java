@@ -1,5 +1,6 @@
 package io.dotproxy.dns;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -10,17 +11,22 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
+import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.xbill.DNS.ARecord;
+import org.xbill.DNS.CookieOption;
 import org.xbill.DNS.DClass;
 import org.xbill.DNS.EDNSOption;
 import org.xbill.DNS.ExtendedErrorCodeOption;
 import org.xbill.DNS.ExtendedFlags;
+import org.xbill.DNS.GenericEDNSOption;
 import org.xbill.DNS.Flags;
+import org.xbill.DNS.NSRecord;
 import org.xbill.DNS.Name;
 import org.xbill.DNS.OPTRecord;
 import org.xbill.DNS.Record;
@@ -330,5 +336,83 @@ class RepliesTest {
                 () -> Replies.error(ALLOC, edns, Message.parse(edns), 4096, ExtendedError.OTHER, null));
         assertThrows(IllegalArgumentException.class,
                 () -> Replies.error(ALLOC, edns, Message.parse(edns), -1, ExtendedError.OTHER, null));
+    }
+
+    /** An answer with records in every section and an OPT (DO set, two options) followed by one more record. */
+    private static org.xbill.DNS.Message answerWithOptions() throws Exception {
+        Name name = Name.fromString("Cached.Example.");
+        org.xbill.DNS.Message answer = org.xbill.DNS.Message.newQuery(Record.newRecord(name, Type.A, DClass.IN));
+        answer.getHeader().setFlag(Flags.QR);
+        answer.getHeader().setFlag(Flags.RA);
+        answer.getHeader().setFlag(Flags.AD);
+        answer.addRecord(new ARecord(name, DClass.IN, 30, InetAddress.getByName("192.0.2.1")), Section.ANSWER);
+        answer.addRecord(new ARecord(name, DClass.IN, 30, InetAddress.getByName("192.0.2.2")), Section.ANSWER);
+        answer.addRecord(new NSRecord(Name.fromString("Example."), DClass.IN, 30, Name.fromString("ns.example.")),
+                Section.AUTHORITY);
+        answer.addRecord(new OPTRecord(1232, 0, 0, ExtendedFlags.DO, List.of(
+                new CookieOption(new byte[] {1, 2, 3, 4, 5, 6, 7, 8}),
+                new GenericEDNSOption(65001, new byte[] {9, 9}))), Section.ADDITIONAL);
+        answer.addRecord(new ARecord(Name.fromString("ns.example."), DClass.IN, 30, InetAddress.getByName("192.0.2.53")),
+                Section.ADDITIONAL);
+        return answer;
+    }
+
+    @Test
+    void withExtendedErrorAppendsTheOptionAndKeepsEverythingElse() throws Exception {
+        org.xbill.DNS.Message original = answerWithOptions();
+        byte[] bytes = original.toWire();
+        // The answer starts 3 octets into its buffer, as a view over a larger read may.
+        ByteBuf answer = Unpooled.buffer().writeZero(3).writeBytes(bytes);
+        answer.readerIndex(3);
+        Message parsed = Message.parse(answer);
+
+        ByteBuf out = Replies.withExtendedError(ALLOC, answer, parsed, ExtendedError.STALE_ANSWER);
+
+        assertEquals(bytes.length + 6, out.readableBytes(), "one option: code, length, INFO-CODE");
+        assertEquals(1, answer.refCnt(), "the answer is not released");
+        assertArrayEquals(bytes, ByteBufUtil.getBytes(answer), "nor changed");
+        org.xbill.DNS.Message copy = read(out);
+        assertEquals(original.getHeader().toString(), copy.getHeader().toString(), "ID, flags, rcode, counts");
+        for (int section = Section.QUESTION; section <= Section.AUTHORITY; section++) {
+            assertEquals(original.getSection(section), copy.getSection(section), "section " + section);
+        }
+        List<Record> additional = copy.getSection(Section.ADDITIONAL);
+        assertEquals(Type.OPT, additional.get(0).getType(), "the OPT keeps its place");
+        assertEquals(original.getSection(Section.ADDITIONAL).get(1), additional.get(1), "the record after it");
+        OPTRecord opt = copy.getOPT();
+        assertEquals(1232, opt.getPayloadSize());
+        assertEquals(ExtendedFlags.DO, opt.getFlags());
+        List<EDNSOption> options = opt.getOptions();
+        assertEquals(3, options.size());
+        assertEquals(original.getOPT().getOptions(), options.subList(0, 2), "the other options, in order");
+        ExtendedErrorCodeOption ede = (ExtendedErrorCodeOption) options.get(2);
+        assertEquals(ExtendedErrorCodeOption.STALE_ANSWER, ede.getErrorCode());
+        assertNull(ede.getText());
+    }
+
+    @Test
+    void withExtendedErrorWritesTheCodeItIsGiven() throws Exception {
+        ByteBuf answer = Unpooled.wrappedBuffer(answerWithOptions().toWire());
+
+        org.xbill.DNS.Message copy = read(Replies.withExtendedError(ALLOC, answer, Message.parse(answer),
+                ExtendedError.STALE_NXDOMAIN_ANSWER));
+
+        ExtendedErrorCodeOption ede = (ExtendedErrorCodeOption) copy.getOPT()
+                .getOptions(EDNSOption.Code.EDNS_EXTENDED_ERROR).get(0);
+        assertEquals(ExtendedErrorCodeOption.STALE_NXDOMAIN_ANSWER, ede.getErrorCode());
+    }
+
+    @Test
+    void withExtendedErrorCopiesAnAnswerWithoutOptAsItIs() throws Exception {
+        org.xbill.DNS.Message original = answerWithOptions();
+        original.removeRecord(original.getOPT(), Section.ADDITIONAL);
+        byte[] bytes = original.toWire();
+        ByteBuf answer = Unpooled.wrappedBuffer(bytes);
+
+        ByteBuf out = Replies.withExtendedError(ALLOC, answer, Message.parse(answer), ExtendedError.STALE_ANSWER);
+
+        assertArrayEquals(bytes, ByteBufUtil.getBytes(out), "a client without EDNS gets none (RFC 6891 §7)");
+        out.release();
+        assertEquals(1, answer.refCnt());
     }
 }
