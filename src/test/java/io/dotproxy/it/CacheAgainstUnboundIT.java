@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.dotproxy.testing.DnsClient;
+import io.dotproxy.testing.Eventually;
 import io.dotproxy.testing.TestCa;
 import java.io.ByteArrayOutputStream;
 import java.io.DataOutputStream;
@@ -88,6 +89,14 @@ class CacheAgainstUnboundIT {
         httpPort = DigAgainstUnboundIT.freePort();
         proxy = ProxyProcess.start(dir, properties(dnsPort, httpPort, Map.of()), Map.of()); // the cache is on by default
         proxy.awaitReady(httpPort);
+        // Readiness can come a moment before Quarkus has exported every meter: a scrape right
+        // after it was seen to lack some (dotproxy_cache_misses_total among them), a later one not.
+        List<String> meters = List.of("dotproxy_cache_hits_total ", "dotproxy_cache_misses_total ",
+                "dotproxy_cache_coalesced_total ");
+        assertTrue(Eventually.holds(Duration.ofSeconds(15), Duration.ofMillis(100), () -> {
+            String metrics = get(httpPort, "/q/metrics");
+            return meters.stream().allMatch(meter -> metrics.lines().anyMatch(line -> line.startsWith(meter)));
+        }), "the cache meters are scraped: " + get(httpPort, "/q/metrics"));
     }
 
     @AfterAll
