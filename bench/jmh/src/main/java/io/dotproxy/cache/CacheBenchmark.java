@@ -1,0 +1,540 @@
+package io.dotproxy.cache;
+
+import com.github.benmanes.caffeine.cache.Cache;
+import io.dotproxy.dns.ClientSubnet;
+import io.dotproxy.dns.Message;
+import io.dotproxy.upstream.QueryCallback;
+import io.dotproxy.upstream.Upstream;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.Unpooled;
+import java.io.ByteArrayOutputStream;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
+import java.lang.reflect.Field;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * The cache's hit path, and its store alone: Caffeine (as {@link ResponseCache} builds it) against
+ * two simpler single-threaded stores with the same job, over the same 10,000 names and the same
+ * entries (the {@link CachedAnswer}s the real cache made), each bounded by the same octet budget
+ * (the default {@code dotproxy.cache.max-size}, 8 MiB, which the working set fits in) and checking
+ * each entry's expiry on read:
+ * <ul>
+ *   <li>{@code Lru}: a {@code LinkedHashMap<Long, CachedAnswer>} in access order that drops its
+ *       eldest entries while the octets exceed the budget (boxed keys, as Caffeine's);
+ *   <li>{@code Clock}: an open-addressing {@code long → CachedAnswer} table (linear probing, no
+ *       boxing) with CLOCK eviction (one referenced bit per slot) under the same budget.
+ * </ul>
+ * {@code hitPathCaffeine} is {@link CachingUpstream#answer} itself; the other two hit paths are
+ * the same method's steps line by line with the other store in place of {@link ResponseCache#find}.
+ * Every answer is released within the operation. The clock is {@link System#nanoTime()}, as in the
+ * proxy: Caffeine reads it once more inside {@code getIfPresent} (its ticker). After each
+ * iteration the benchmark thread's own CPU time per operation is printed too ({@code cpu ns/op}),
+ * which a busy shared machine disturbs far less than the wall time JMH reports.
+ */
+@State(Scope.Thread)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.NANOSECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(1)
+public class CacheBenchmark {
+    private static final int NAMES = 10_000;
+    private static final int SEQUENCE = 1 << 20;
+    private static final long BUDGET = 8L << 20;
+    private static final int TTL = 3600;
+
+    /** The answer: one A record (~70 octets), or a CNAME and four A records (~150 octets). */
+    @Param({"a", "cname4a"})
+    String answer;
+
+    /** The order names are asked in: each in turn, or Zipf-distributed (s = 1) over the 10,000. */
+    @Param({"roundRobin", "zipf"})
+    String keys;
+
+    private ByteBuf[] queries;
+    private Message[] parsed;
+    private long[] hashes;
+    private int[] order;
+    private int next;
+
+    private CachingUpstream caching;
+    private Cache<Long, CachedAnswer> caffeine;
+    private Lru lru;
+    private Clock clock;
+    private CacheMetrics metrics;
+    private final int prefetchAfter = 3; // the default dotproxy.cache.prefetch
+    private final ByteBufAllocator alloc = ByteBufAllocator.DEFAULT;
+
+    @Setup
+    @SuppressWarnings("unchecked")
+    public void setUp() throws Exception {
+        ResponseCache.Settings settings = new ResponseCache.Settings(true, BUDGET, Duration.ZERO, Duration.ofDays(1),
+                Duration.ofHours(1), Duration.ofDays(1), Duration.ofMillis(400), prefetchAfter);
+        metrics = new CacheMetrics(new SimpleMeterRegistry());
+        ResponseCache cache = new ResponseCache(settings, System::nanoTime, metrics);
+        caching = new CachingUpstream(cache, settings, new Unreachable(), null, Duration.ofSeconds(2), metrics);
+        Field entries = ResponseCache.class.getDeclaredField("entries");
+        entries.setAccessible(true);
+        caffeine = (Cache<Long, CachedAnswer>) entries.get(cache);
+        lru = new Lru(BUDGET);
+        clock = new Clock(BUDGET);
+
+        queries = new ByteBuf[NAMES];
+        parsed = new Message[NAMES];
+        hashes = new long[NAMES];
+        for (int i = 0; i < NAMES; i++) {
+            byte[] name = name(i);
+            queries[i] = Unpooled.directBuffer().writeBytes(query(i, name));
+            parsed[i] = Message.parse(queries[i]);
+            hashes[i] = Question.key(queries[i], parsed[i]);
+            ByteBuf reply = Unpooled.directBuffer().writeBytes(answer.equals("a") ? answerA(i, name) : answerCname(i, name));
+            cache.store(hashes[i], queries[i], parsed[i], reply);
+            reply.release();
+            long now = System.nanoTime();
+            CachedAnswer entry = cache.find(hashes[i], queries[i], parsed[i], now);
+            if (entry == null) {
+                throw new IllegalStateException("not stored: name " + i);
+            }
+            lru.store(hashes[i], entry);
+            clock.store(hashes[i], entry);
+        }
+        if (caffeine.estimatedSize() != NAMES || lru.size() != NAMES || clock.size != NAMES) {
+            throw new IllegalStateException("working set does not fit: " + caffeine.estimatedSize() + " "
+                    + lru.size() + " " + clock.size);
+        }
+        order = keys.equals("zipf") ? zipf(NAMES, SEQUENCE) : roundRobin(NAMES, SEQUENCE);
+        for (int i = 0; i < NAMES; i++) { // every variant hits every name
+            for (ByteBuf out : new ByteBuf[] {caching.answer(queries[i], parsed[i], alloc),
+                    hitPath(lru.find(hashes[i], System.nanoTime()), i), hitPath(clock.find(hashes[i], System.nanoTime()), i)}) {
+                if (out == null) {
+                    throw new IllegalStateException("no hit: name " + i);
+                }
+                out.release();
+            }
+        }
+    }
+
+    @TearDown
+    public void tearDown() {
+        for (ByteBuf query : queries) {
+            query.release();
+        }
+    }
+
+    private int nextIndex() {
+        int i = order[next];
+        next = (next + 1) & (SEQUENCE - 1);
+        ops++;
+        return i;
+    }
+
+    // On a shared machine the wall time per operation includes the time other processes held the
+    // core; the thread's own CPU time per operation does not. Printed after each iteration
+    // ("cpu ns/op"), warm-up included, from the benchmark thread.
+    private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
+    private long ops;
+    private long opsAtStart;
+    private long cpuAtStart;
+
+    @Setup(Level.Iteration)
+    public void startIteration() {
+        opsAtStart = ops;
+        cpuAtStart = THREADS.getCurrentThreadCpuTime();
+    }
+
+    @TearDown(Level.Iteration)
+    public void endIteration() {
+        long cpu = THREADS.getCurrentThreadCpuTime() - cpuAtStart;
+        System.out.printf(" cpu ns/op %.1f%n", (double) cpu / Math.max(1, ops - opsAtStart));
+    }
+
+    // --- the whole hit path: the answer's copy for the client, released at once ---
+
+    @Benchmark
+    public int hitPathCaffeine() {
+        int i = nextIndex();
+        ByteBuf out = caching.answer(queries[i], parsed[i], alloc);
+        int length = out.readableBytes();
+        out.release();
+        return length;
+    }
+
+    @Benchmark
+    public int hitPathLru() {
+        int i = nextIndex();
+        ByteBuf query = queries[i];
+        Message view = parsed[i];
+        if (ClientSubnet.present(query, view)) {
+            return -1;
+        }
+        long now = System.nanoTime();
+        long key = Question.key(query, view);
+        CachedAnswer entry = lru.find(key, now);
+        ByteBuf out = answerFrom(entry != null && entry.isServable(now) && entry.answers(query, view) ? entry : null,
+                query, view, now);
+        int length = out.readableBytes();
+        out.release();
+        return length;
+    }
+
+    @Benchmark
+    public int hitPathClock() {
+        int i = nextIndex();
+        ByteBuf query = queries[i];
+        Message view = parsed[i];
+        if (ClientSubnet.present(query, view)) {
+            return -1;
+        }
+        long now = System.nanoTime();
+        long key = Question.key(query, view);
+        CachedAnswer entry = clock.find(key, now);
+        ByteBuf out = answerFrom(entry != null && entry.isServable(now) && entry.answers(query, view) ? entry : null,
+                query, view, now);
+        int length = out.readableBytes();
+        out.release();
+        return length;
+    }
+
+    /** The rest of {@link CachingUpstream#answer} after the lookup. */
+    private ByteBuf answerFrom(CachedAnswer entry, ByteBuf query, Message view, long now) {
+        if (entry == null || !entry.isFresh(now)) {
+            metrics.miss();
+            return null;
+        }
+        metrics.hit();
+        if (entry.hitWantsRefresh(now, prefetchAfter)) {
+            throw new IllegalStateException("prefetch: entries outlive the run");
+        }
+        return entry.fresh(alloc, query, view, now);
+    }
+
+    private ByteBuf hitPath(CachedAnswer entry, int i) {
+        long now = System.nanoTime();
+        return answerFrom(entry != null && entry.isServable(now) && entry.answers(queries[i], parsed[i]) ? entry : null,
+                queries[i], parsed[i], now);
+    }
+
+    // --- the store alone: lookup, expiry check, recency ---
+
+    @Benchmark
+    public CachedAnswer storeCaffeine() {
+        return caffeine.getIfPresent(hashes[nextIndex()]);
+    }
+
+    @Benchmark
+    public CachedAnswer storeLru() {
+        return lru.find(hashes[nextIndex()], System.nanoTime());
+    }
+
+    @Benchmark
+    public CachedAnswer storeClock() {
+        return clock.find(hashes[nextIndex()], System.nanoTime());
+    }
+
+    // --- the simpler stores ---
+
+    /** Least recently used first out, bounded by the entries' octets; expired entries go when read. */
+    static final class Lru extends LinkedHashMap<Long, CachedAnswer> {
+        private final long budget;
+        private long bytes;
+
+        Lru(long budget) {
+            super(1024, 0.75f, true);
+            this.budget = budget;
+        }
+
+        CachedAnswer find(long key, long now) {
+            CachedAnswer entry = get(key);
+            if (entry != null && !entry.isServable(now)) {
+                remove(key);
+                bytes -= entry.weight();
+                return null;
+            }
+            return entry;
+        }
+
+        void store(long key, CachedAnswer entry) {
+            CachedAnswer old = put(key, entry);
+            bytes += entry.weight() - (old == null ? 0 : old.weight());
+            Iterator<CachedAnswer> eldest = values().iterator();
+            while (bytes > budget && eldest.hasNext()) {
+                CachedAnswer out = eldest.next();
+                if (out == entry) {
+                    break;
+                }
+                bytes -= out.weight();
+                eldest.remove();
+            }
+        }
+    }
+
+    /**
+     * An open-addressing table of {@code long} keys (linear probing, backward-shift deletion; key 0
+     * marks a free slot, so a key of 0 is kept as 1: a collision at worst, which the entry's own
+     * question check turns into a miss), with CLOCK eviction: a read sets the slot's referenced bit,
+     * the hand clears set bits and evicts the first entry whose bit is clear.
+     */
+    static final class Clock {
+        private final long[] keys;
+        private final CachedAnswer[] values;
+        private final boolean[] referenced;
+        private final int mask;
+        private final long budget;
+        private final int maxEntries;
+        private long bytes;
+        int size;
+        private int hand;
+
+        Clock(long budget) {
+            this.budget = budget;
+            // No entry weighs less than CachedAnswer's fixed overhead: at most half the slots in use.
+            int most = (int) Math.min(1 << 29, budget / 112);
+            int slots = Integer.highestOneBit(most) << 2;
+            keys = new long[slots];
+            values = new CachedAnswer[slots];
+            referenced = new boolean[slots];
+            mask = slots - 1;
+            maxEntries = slots / 2;
+        }
+
+        private int home(long key) {
+            return (int) (key ^ (key >>> 32)) & mask;
+        }
+
+        CachedAnswer find(long key, long now) {
+            long k = key == 0 ? 1 : key;
+            for (int i = home(k); ; i = (i + 1) & mask) {
+                long probe = keys[i];
+                if (probe == k) {
+                    CachedAnswer entry = values[i];
+                    if (!entry.isServable(now)) {
+                        removeAt(i);
+                        return null;
+                    }
+                    referenced[i] = true;
+                    return entry;
+                }
+                if (probe == 0) {
+                    return null;
+                }
+            }
+        }
+
+        void store(long key, CachedAnswer entry) {
+            long k = key == 0 ? 1 : key;
+            int weight = entry.weight();
+            if (weight > budget) {
+                return;
+            }
+            int i = home(k);
+            for (; keys[i] != 0; i = (i + 1) & mask) {
+                if (keys[i] == k) {
+                    bytes += weight - values[i].weight();
+                    values[i] = entry;
+                    while (bytes > budget) {
+                        evictOne(i);
+                    }
+                    return;
+                }
+            }
+            while (bytes + weight > budget || size >= maxEntries) {
+                evictOne(-1);
+            }
+            for (i = home(k); keys[i] != 0; i = (i + 1) & mask) {
+                // the evictions may have shifted entries: find the free slot again
+            }
+            keys[i] = k;
+            values[i] = entry;
+            referenced[i] = false;
+            bytes += weight;
+            size++;
+        }
+
+        private void evictOne(int keep) {
+            while (true) {
+                hand = (hand + 1) & mask;
+                if (keys[hand] == 0 || hand == keep) {
+                    continue;
+                }
+                if (referenced[hand]) {
+                    referenced[hand] = false;
+                    continue;
+                }
+                removeAt(hand);
+                hand = (hand - 1) & mask; // an entry shifted into this slot gets its turn
+                return;
+            }
+        }
+
+        private void removeAt(int slot) {
+            bytes -= values[slot].weight();
+            size--;
+            int gap = slot;
+            for (int j = (slot + 1) & mask; keys[j] != 0; j = (j + 1) & mask) {
+                if (((j - home(keys[j])) & mask) >= ((j - gap) & mask)) {
+                    keys[gap] = keys[j];
+                    values[gap] = values[j];
+                    referenced[gap] = referenced[j];
+                    gap = j;
+                }
+            }
+            keys[gap] = 0;
+            values[gap] = null;
+            referenced[gap] = false;
+        }
+    }
+
+    // --- the working set ---
+
+    /** An upstream the hit path never reaches. */
+    private static final class Unreachable implements Upstream {
+        @Override
+        public void query(ByteBuf query, Message parsed, long deadlineNanos, QueryCallback callback) {
+            throw new IllegalStateException("a miss");
+        }
+
+        @Override
+        public String name() {
+            return "unreachable";
+        }
+
+        @Override
+        public void close() {}
+    }
+
+    /** Names of 16–30 octets in 50 zones: {@code host-12345.zone-17.example.com.}, some shorter. */
+    private static byte[] name(int i) {
+        String text = (i % 3 == 0 ? "h" + i : "host-" + i) + ".zone-" + (i % 50) + (i % 2 == 0 ? ".example.com" : ".net");
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        for (String label : text.split("\\.")) {
+            out.write(label.length());
+            out.writeBytes(label.getBytes(StandardCharsets.US_ASCII));
+        }
+        out.write(0);
+        return out.toByteArray();
+    }
+
+    private static final byte[] OPT = {0, 0, 41, 4, (byte) 0xD0, 0, 0, 0, 0, 0, 0};
+
+    /** The query as dig sends it: RD and AD, EDNS with a 1232-octet payload, no DO. */
+    private static byte[] query(int i, byte[] name) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        header(out, i, 0x0120, 0, 1);
+        out.writeBytes(name);
+        out.writeBytes(new byte[] {0, 1, 0, 1});
+        out.writeBytes(OPT);
+        return out.toByteArray();
+    }
+
+    private static byte[] answerA(int i, byte[] name) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        header(out, i, 0x8180, 1, 1);
+        out.writeBytes(name);
+        out.writeBytes(new byte[] {0, 1, 0, 1});
+        record(out, 0xC00C, 1, new byte[] {(byte) 192, 0, 2, (byte) i});
+        out.writeBytes(OPT);
+        return out.toByteArray();
+    }
+
+    /** The name's CNAME to {@code edge-N.cdn.example.net} and four A records of that name. */
+    private static byte[] answerCname(int i, byte[] name) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        header(out, i, 0x8180, 5, 1);
+        out.writeBytes(name);
+        out.writeBytes(new byte[] {0, 1, 0, 1});
+        int target = out.size() + 12; // the CNAME's RDATA: after the question and the record's fixed fields
+        String edge = "edge-" + (i % 97);
+        ByteArrayOutputStream rdata = new ByteArrayOutputStream();
+        rdata.write(edge.length());
+        rdata.writeBytes(edge.getBytes(StandardCharsets.US_ASCII));
+        for (String label : new String[] {"cdn", "example", "net"}) {
+            rdata.write(label.length());
+            rdata.writeBytes(label.getBytes(StandardCharsets.US_ASCII));
+        }
+        rdata.write(0);
+        record(out, 0xC00C, 5, rdata.toByteArray());
+        for (int a = 0; a < 4; a++) {
+            record(out, 0xC000 | target, 1, new byte[] {(byte) 198, 51, (byte) a, (byte) i});
+        }
+        out.writeBytes(OPT);
+        return out.toByteArray();
+    }
+
+    private static void header(ByteArrayOutputStream out, int id, int flags, int ancount, int arcount) {
+        out.writeBytes(new byte[] {(byte) (id >>> 8), (byte) id, (byte) (flags >>> 8), (byte) flags, 0, 1,
+                0, (byte) ancount, 0, 0, 0, (byte) arcount});
+    }
+
+    private static void record(ByteArrayOutputStream out, int pointer, int type, byte[] rdata) {
+        out.writeBytes(new byte[] {(byte) (pointer >>> 8), (byte) pointer, 0, (byte) type, 0, 1,
+                (byte) (TTL >>> 24), (byte) (TTL >>> 16), (byte) (TTL >>> 8), (byte) TTL,
+                (byte) (rdata.length >>> 8), (byte) rdata.length});
+        out.writeBytes(rdata);
+    }
+
+    private static int[] roundRobin(int names, int length) {
+        int[] order = new int[length];
+        for (int i = 0; i < length; i++) {
+            order[i] = i % names;
+        }
+        return order;
+    }
+
+    /** Zipf (s = 1) over the names, the ranks shuffled over the names so hot entries are not neighbours. */
+    private static int[] zipf(int names, int length) {
+        SplittableRandom random = new SplittableRandom(42);
+        double[] cdf = new double[names];
+        double sum = 0;
+        for (int r = 0; r < names; r++) {
+            sum += 1.0 / (r + 1);
+            cdf[r] = sum;
+        }
+        int[] byRank = new int[names];
+        for (int r = 0; r < names; r++) {
+            byRank[r] = r;
+        }
+        for (int r = names - 1; r > 0; r--) {
+            int j = random.nextInt(r + 1);
+            int t = byRank[r];
+            byRank[r] = byRank[j];
+            byRank[j] = t;
+        }
+        int[] order = new int[length];
+        for (int i = 0; i < length; i++) {
+            double u = random.nextDouble() * sum;
+            int lo = 0;
+            int hi = names - 1;
+            while (lo < hi) {
+                int mid = (lo + hi) >>> 1;
+                if (cdf[mid] < u) {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            order[i] = byRank[lo];
+        }
+        return order;
+    }
+}
