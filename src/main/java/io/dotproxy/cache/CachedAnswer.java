@@ -19,8 +19,11 @@ final class CachedAnswer {
     /** TTL of every record in a stale answer (RFC 8767 §4: "a TTL of 30 seconds is recommended"). */
     static final int STALE_TTL = 30;
 
-    // Per-entry fixed cost beyond the arrays: object headers, fields, the map's node and key.
-    private static final int OVERHEAD = 112;
+    // Per-entry cost beyond the wire bytes: this object, its three arrays' headers and the table's
+    // slots (a long, a reference and a mark, two to four slots per entry at its load).
+    private static final int OVERHEAD = 160;
+    /** The least an entry weighs: what bounds the number of entries a budget can hold. */
+    static final int MIN_WEIGHT = OVERHEAD;
 
     private final byte[] question;
     private final int bits;

@@ -1,9 +1,5 @@
 package io.dotproxy.cache;
 
-import com.github.benmanes.caffeine.cache.Cache;
-import com.github.benmanes.caffeine.cache.Caffeine;
-import com.github.benmanes.caffeine.cache.Expiry;
-import com.github.benmanes.caffeine.cache.RemovalCause;
 import io.dotproxy.cache.CacheMetrics.Storing;
 import io.dotproxy.dns.ClientSubnet;
 import io.dotproxy.dns.Header;
@@ -29,9 +25,8 @@ import java.util.function.LongSupplier;
  *   <li>never: a truncated answer, one whose question is not the query's, one with an ECS option,
  *       any other rcode, a TTL of zero.
  * </ul>
- * An entry stays servable for max-stale past its lifetime (RFC 8767), then goes. The store is
- * Caffeine: its W-TinyLFU policy keeps hot names when a scan of one-off names passes through, it
- * bounds by weight (octets), and it expires each entry at its own time.
+ * An entry stays servable for max-stale past its lifetime (RFC 8767), then goes: when it is
+ * next looked up, or when the {@link AnswerTable}'s CLOCK hand passes it.
  */
 public final class ResponseCache {
     /** How long a SERVFAIL is kept: long enough to spare a failing upstream a storm, short enough to recover. */
@@ -53,7 +48,7 @@ public final class ResponseCache {
     public record Settings(boolean enabled, long maxBytes, Duration minTtl, Duration maxTtl, Duration maxNegativeTtl,
                            Duration maxStale, Duration staleAnswerTimeout, int prefetchAfter) {}
 
-    private final Cache<Long, CachedAnswer> entries;
+    private final AnswerTable entries;
     private final long minTtl;
     private final long maxTtl;
     private final long maxNegativeTtl;
@@ -71,19 +66,7 @@ public final class ResponseCache {
         this.maxStaleNanos = settings.maxStale().toNanos();
         this.clock = clock;
         this.metrics = metrics;
-        this.entries = Caffeine.newBuilder()
-                .maximumWeight(settings.maxBytes())
-                .weigher((Long key, CachedAnswer entry) -> entry.weight())
-                .expireAfter(new KeptUntilStale())
-                .ticker(clock::getAsLong)
-                // Upkeep on the calling thread (the event loop), not on a pool: no hand-off per write.
-                .executor(Runnable::run)
-                .evictionListener((Long key, CachedAnswer entry, RemovalCause cause) -> {
-                    if (cause == RemovalCause.SIZE) {
-                        metrics.evicted();
-                    }
-                })
-                .build();
+        this.entries = new AnswerTable(settings.maxBytes(), metrics::evicted);
         metrics.watch(this);
     }
 
@@ -97,8 +80,8 @@ public final class ResponseCache {
      * is {@link Question#key} of the query.
      */
     CachedAnswer find(long key, ByteBuf query, Message parsed, long now) {
-        CachedAnswer entry = entries.getIfPresent(key);
-        return entry != null && entry.isServable(now) && entry.answers(query, parsed) ? entry : null;
+        CachedAnswer entry = entries.get(key, now);
+        return entry != null && entry.answers(query, parsed) ? entry : null;
     }
 
     /**
@@ -163,7 +146,7 @@ public final class ResponseCache {
         // A SERVFAIL holds no data to serve stale (RFC 8767 serves expired answers): it goes at its lifetime.
         long staleNanos = kind == Storing.SERVFAIL ? 0 : maxStaleNanos;
         entries.put(key, new CachedAnswer(question, Question.bits(parsed), wire, scan.offsets(), now, lifetime,
-                staleNanos, kind == Storing.NEGATIVE));
+                staleNanos, kind == Storing.NEGATIVE), now);
         return kind;
     }
 
@@ -184,41 +167,18 @@ public final class ResponseCache {
         wire[offset + 3] = (byte) ttl;
     }
 
-    /** Entries held, stale ones included (an estimate while upkeep is pending). */
+    /** Entries held, stale ones and expired ones not yet found included. */
     public long entries() {
-        return entries.estimatedSize();
+        return entries.size();
     }
 
     /** Octets the entries hold, as the size bound counts them. */
     public long bytes() {
-        return entries.policy().eviction().map(eviction -> eviction.weightedSize().orElse(0)).orElse(0L);
-    }
-
-    /** Runs the store's pending upkeep (expiry, eviction) now: for tests that count what it did. */
-    void cleanUp() {
-        entries.cleanUp();
+        return entries.bytes();
     }
 
     /** Removes every entry. */
     public void clear() {
-        entries.invalidateAll();
-    }
-
-    /** Each entry is kept until it can no longer be served stale; a replaced entry by its own time. */
-    private static final class KeptUntilStale implements Expiry<Long, CachedAnswer> {
-        @Override
-        public long expireAfterCreate(Long key, CachedAnswer entry, long now) {
-            return entry.keptNanos(now);
-        }
-
-        @Override
-        public long expireAfterUpdate(Long key, CachedAnswer entry, long now, long currentDuration) {
-            return entry.keptNanos(now);
-        }
-
-        @Override
-        public long expireAfterRead(Long key, CachedAnswer entry, long now, long currentDuration) {
-            return currentDuration;
-        }
+        entries.clear();
     }
 }

@@ -87,7 +87,7 @@ public interface ProxyConfig {
 
         /**
          * Memory the cached answers may take at most, in octets or with a suffix k, m or g (powers
-         * of 1024), e.g. 8m; what goes first when it is full is decided by use (W-TinyLFU).
+         * of 1024), e.g. 8m; when it is full, names not asked again since they were stored go first.
          */
         @WithDefault("8m")
         String maxSize();

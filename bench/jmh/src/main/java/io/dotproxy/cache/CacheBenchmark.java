@@ -1,6 +1,8 @@
 package io.dotproxy.cache;
 
 import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
+import com.github.benmanes.caffeine.cache.Expiry;
 import io.dotproxy.dns.ClientSubnet;
 import io.dotproxy.dns.Message;
 import io.dotproxy.upstream.QueryCallback;
@@ -34,19 +36,15 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * The cache's hit path, and its store alone: Caffeine (as {@link ResponseCache} builds it) against
- * two simpler single-threaded stores with the same job, over the same 10,000 names and the same
- * entries (the {@link CachedAnswer}s the real cache made), each bounded by the same octet budget
- * (the default {@code dotproxy.cache.max-size}, 8 MiB, which the working set fits in) and checking
- * each entry's expiry on read:
- * <ul>
- *   <li>{@code Lru}: a {@code LinkedHashMap<Long, CachedAnswer>} in access order that drops its
- *       eldest entries while the octets exceed the budget (boxed keys, as Caffeine's);
- *   <li>{@code Clock}: an open-addressing {@code long → CachedAnswer} table (linear probing, no
- *       boxing) with CLOCK eviction (one referenced bit per slot) under the same budget.
- * </ul>
- * {@code hitPathCaffeine} is {@link CachingUpstream#answer} itself; the other two hit paths are
- * the same method's steps line by line with the other store in place of {@link ResponseCache#find}.
+ * The cache's hit path, and its store alone: the proxy's {@link AnswerTable} (open addressing on
+ * {@code long} keys, CLOCK eviction) against Caffeine (configured as {@link ResponseCache} first
+ * used it) and an access-ordered {@code LinkedHashMap<Long, CachedAnswer>} dropping its eldest by
+ * octets (LRU), over the same 10,000 names and the same entries (the {@link CachedAnswer}s the real
+ * cache made), each bounded by the same octet budget (the default {@code dotproxy.cache.max-size},
+ * 8 MiB, which the working set fits in) and checking each entry's expiry on read.
+ *
+ * <p>{@code hitPathTable} is {@link CachingUpstream#answer} itself; the other two hit paths are the
+ * same method's steps line by line with the other store in place of {@link ResponseCache#find}.
  * Every answer is released within the operation. The clock is {@link System#nanoTime()}, as in the
  * proxy: Caffeine reads it once more inside {@code getIfPresent} (its ticker). After each
  * iteration the benchmark thread's own CPU time per operation is printed too ({@code cpu ns/op}),
@@ -81,7 +79,7 @@ public class CacheBenchmark {
     private CachingUpstream caching;
     private Cache<Long, CachedAnswer> caffeine;
     private Lru lru;
-    private Clock clock;
+    private AnswerTable table;
     private CacheMetrics metrics;
     private final int prefetchAfter = 3; // the default dotproxy.cache.prefetch
     private final ByteBufAllocator alloc = ByteBufAllocator.DEFAULT;
@@ -96,9 +94,9 @@ public class CacheBenchmark {
         caching = new CachingUpstream(cache, settings, new Unreachable(), null, Duration.ofSeconds(2), metrics);
         Field entries = ResponseCache.class.getDeclaredField("entries");
         entries.setAccessible(true);
-        caffeine = (Cache<Long, CachedAnswer>) entries.get(cache);
+        table = (AnswerTable) entries.get(cache);
+        caffeine = caffeine(BUDGET);
         lru = new Lru(BUDGET);
-        clock = new Clock(BUDGET);
 
         queries = new ByteBuf[NAMES];
         parsed = new Message[NAMES];
@@ -117,16 +115,16 @@ public class CacheBenchmark {
                 throw new IllegalStateException("not stored: name " + i);
             }
             lru.store(hashes[i], entry);
-            clock.store(hashes[i], entry);
+            caffeine.put(hashes[i], entry);
         }
-        if (caffeine.estimatedSize() != NAMES || lru.size() != NAMES || clock.size != NAMES) {
+        if (caffeine.estimatedSize() != NAMES || lru.size() != NAMES || table.size() != NAMES) {
             throw new IllegalStateException("working set does not fit: " + caffeine.estimatedSize() + " "
-                    + lru.size() + " " + clock.size);
+                    + lru.size() + " " + table.size());
         }
         order = keys.equals("zipf") ? zipf(NAMES, SEQUENCE) : roundRobin(NAMES, SEQUENCE);
         for (int i = 0; i < NAMES; i++) { // every variant hits every name
             for (ByteBuf out : new ByteBuf[] {caching.answer(queries[i], parsed[i], alloc),
-                    hitPath(lru.find(hashes[i], System.nanoTime()), i), hitPath(clock.find(hashes[i], System.nanoTime()), i)}) {
+                    hitPath(lru.find(hashes[i], System.nanoTime()), i), hitPath(caffeine.getIfPresent(hashes[i]), i)}) {
                 if (out == null) {
                     throw new IllegalStateException("no hit: name " + i);
                 }
@@ -172,7 +170,7 @@ public class CacheBenchmark {
     // --- the whole hit path: the answer's copy for the client, released at once ---
 
     @Benchmark
-    public int hitPathCaffeine() {
+    public int hitPathTable() {
         int i = nextIndex();
         ByteBuf out = caching.answer(queries[i], parsed[i], alloc);
         int length = out.readableBytes();
@@ -199,7 +197,7 @@ public class CacheBenchmark {
     }
 
     @Benchmark
-    public int hitPathClock() {
+    public int hitPathCaffeine() {
         int i = nextIndex();
         ByteBuf query = queries[i];
         Message view = parsed[i];
@@ -208,7 +206,7 @@ public class CacheBenchmark {
         }
         long now = System.nanoTime();
         long key = Question.key(query, view);
-        CachedAnswer entry = clock.find(key, now);
+        CachedAnswer entry = caffeine.getIfPresent(key);
         ByteBuf out = answerFrom(entry != null && entry.isServable(now) && entry.answers(query, view) ? entry : null,
                 query, view, now);
         int length = out.readableBytes();
@@ -248,11 +246,40 @@ public class CacheBenchmark {
     }
 
     @Benchmark
-    public CachedAnswer storeClock() {
-        return clock.find(hashes[nextIndex()], System.nanoTime());
+    public CachedAnswer storeTable() {
+        return table.get(hashes[nextIndex()], System.nanoTime());
     }
 
-    // --- the simpler stores ---
+    // --- the stores compared with AnswerTable ---
+
+    /**
+     * Caffeine as ResponseCache built it before AnswerTable replaced it: bounded by the entries'
+     * octets, each entry expiring when it can no longer be served stale, upkeep on the caller.
+     */
+    private static Cache<Long, CachedAnswer> caffeine(long budget) {
+        return Caffeine.newBuilder()
+                .maximumWeight(budget)
+                .weigher((Long key, CachedAnswer entry) -> entry.weight())
+                .expireAfter(new Expiry<Long, CachedAnswer>() {
+                    @Override
+                    public long expireAfterCreate(Long key, CachedAnswer entry, long now) {
+                        return entry.keptNanos(now);
+                    }
+
+                    @Override
+                    public long expireAfterUpdate(Long key, CachedAnswer entry, long now, long current) {
+                        return entry.keptNanos(now);
+                    }
+
+                    @Override
+                    public long expireAfterRead(Long key, CachedAnswer entry, long now, long current) {
+                        return current;
+                    }
+                })
+                .ticker(System::nanoTime)
+                .executor(Runnable::run)
+                .build();
+    }
 
     /** Least recently used first out, bounded by the entries' octets; expired entries go when read. */
     static final class Lru extends LinkedHashMap<Long, CachedAnswer> {
@@ -286,122 +313,6 @@ public class CacheBenchmark {
                 bytes -= out.weight();
                 eldest.remove();
             }
-        }
-    }
-
-    /**
-     * An open-addressing table of {@code long} keys (linear probing, backward-shift deletion; key 0
-     * marks a free slot, so a key of 0 is kept as 1: a collision at worst, which the entry's own
-     * question check turns into a miss), with CLOCK eviction: a read sets the slot's referenced bit,
-     * the hand clears set bits and evicts the first entry whose bit is clear.
-     */
-    static final class Clock {
-        private final long[] keys;
-        private final CachedAnswer[] values;
-        private final boolean[] referenced;
-        private final int mask;
-        private final long budget;
-        private final int maxEntries;
-        private long bytes;
-        int size;
-        private int hand;
-
-        Clock(long budget) {
-            this.budget = budget;
-            // No entry weighs less than CachedAnswer's fixed overhead: at most half the slots in use.
-            int most = (int) Math.min(1 << 29, budget / 112);
-            int slots = Integer.highestOneBit(most) << 2;
-            keys = new long[slots];
-            values = new CachedAnswer[slots];
-            referenced = new boolean[slots];
-            mask = slots - 1;
-            maxEntries = slots / 2;
-        }
-
-        private int home(long key) {
-            return (int) (key ^ (key >>> 32)) & mask;
-        }
-
-        CachedAnswer find(long key, long now) {
-            long k = key == 0 ? 1 : key;
-            for (int i = home(k); ; i = (i + 1) & mask) {
-                long probe = keys[i];
-                if (probe == k) {
-                    CachedAnswer entry = values[i];
-                    if (!entry.isServable(now)) {
-                        removeAt(i);
-                        return null;
-                    }
-                    referenced[i] = true;
-                    return entry;
-                }
-                if (probe == 0) {
-                    return null;
-                }
-            }
-        }
-
-        void store(long key, CachedAnswer entry) {
-            long k = key == 0 ? 1 : key;
-            int weight = entry.weight();
-            if (weight > budget) {
-                return;
-            }
-            int i = home(k);
-            for (; keys[i] != 0; i = (i + 1) & mask) {
-                if (keys[i] == k) {
-                    bytes += weight - values[i].weight();
-                    values[i] = entry;
-                    while (bytes > budget) {
-                        evictOne(i);
-                    }
-                    return;
-                }
-            }
-            while (bytes + weight > budget || size >= maxEntries) {
-                evictOne(-1);
-            }
-            for (i = home(k); keys[i] != 0; i = (i + 1) & mask) {
-                // the evictions may have shifted entries: find the free slot again
-            }
-            keys[i] = k;
-            values[i] = entry;
-            referenced[i] = false;
-            bytes += weight;
-            size++;
-        }
-
-        private void evictOne(int keep) {
-            while (true) {
-                hand = (hand + 1) & mask;
-                if (keys[hand] == 0 || hand == keep) {
-                    continue;
-                }
-                if (referenced[hand]) {
-                    referenced[hand] = false;
-                    continue;
-                }
-                removeAt(hand);
-                hand = (hand - 1) & mask; // an entry shifted into this slot gets its turn
-                return;
-            }
-        }
-
-        private void removeAt(int slot) {
-            bytes -= values[slot].weight();
-            size--;
-            int gap = slot;
-            for (int j = (slot + 1) & mask; keys[j] != 0; j = (j + 1) & mask) {
-                if (((j - home(keys[j])) & mask) >= ((j - gap) & mask)) {
-                    keys[gap] = keys[j];
-                    values[gap] = values[j];
-                    referenced[gap] = referenced[j];
-                    gap = j;
-                }
-            }
-            keys[gap] = 0;
-            values[gap] = null;
-            referenced[gap] = false;
         }
     }
 
