@@ -91,6 +91,14 @@ final class AnswerTable {
         size++;
     }
 
+    /**
+     * Whether an entry of {@code weight} octets under {@code key} would push another out: the
+     * table is at its budget and the key holds no entry to replace.
+     */
+    boolean wouldEvictFor(long key, int weight) {
+        return bytes + weight > budget && find(slotKey(key)) < 0;
+    }
+
     /** Removes every entry. */
     void clear() {
         allocate(Math.min(MIN_SLOTS, maxSlots));

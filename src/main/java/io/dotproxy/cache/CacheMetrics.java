@@ -29,7 +29,9 @@ public final class CacheMetrics {
         /** Not kept: a TTL of zero means "use once" (RFC 1035 §3.2.1). */
         ZERO_TTL,
         /** Not kept: a SERVFAIL must not push out an answer that can still be served stale. */
-        KEPT_OLDER
+        KEPT_OLDER,
+        /** Not kept: the cache is full and the question was not asked lately ({@link Doorkeeper}). */
+        ONE_OFF
     }
 
     private final Tally hits;

@@ -115,13 +115,25 @@ final class CachedAnswer {
 
     private ByteBuf copyFor(ByteBufAllocator alloc, ByteBuf query, Message parsed) {
         ByteBuf out = alloc.directBuffer(wire.length).writeBytes(wire);
-        int queryFlags = parsed.flags();
-        Header.setId(out, 0, Header.id(query, parsed.start()));
-        // RD is copied from the query (RFC 1035 §4.1.1); DO, CD and EDNS are part of the key.
-        Header.setFlags(out, 0, (Header.flags(out, 0) & ~Header.FLAG_RD) | (queryFlags & Header.FLAG_RD));
-        // The client's own spelling of the name (answers echo the question as asked; 0x20 clients check it).
-        out.setBytes(Header.LENGTH, query, parsed.questionStart(), question.length - 4);
+        addressTo(out, question.length - 4, query, parsed);
         return out;
+    }
+
+    /**
+     * Makes an answer to the same question the answer to {@code query}: its ID, its RD bit (RFC
+     * 1035 §4.1.1; DO, CD and EDNS are part of the key) and its spelling of the name (answers echo
+     * the question as asked; clients using 0x20 case randomisation check it). The spelling is left
+     * as it is when the answer's name (of {@code nameLength} octets from the header's end) is
+     * written at another length, through a compression pointer, say.
+     */
+    static void addressTo(ByteBuf answer, int nameLength, ByteBuf query, Message parsed) {
+        int start = answer.readerIndex();
+        Header.setId(answer, start, Header.id(query, parsed.start()));
+        int flags = Header.flags(answer, start);
+        Header.setFlags(answer, start, (flags & ~Header.FLAG_RD) | (parsed.flags() & Header.FLAG_RD));
+        if (nameLength == parsed.questionEnd() - 4 - parsed.questionStart()) {
+            answer.setBytes(start + Header.LENGTH, query, parsed.questionStart(), nameLength);
+        }
     }
 
     /** Octets this entry holds in memory, roughly: what the cache's size bound counts. */

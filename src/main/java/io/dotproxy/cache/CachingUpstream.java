@@ -296,27 +296,18 @@ public final class CachingUpstream implements Upstream, LocalAnswers {
         }
     }
 
-    /**
-     * Writes the waiter's ID, RD bit and question-name case into an answer to the same question.
-     * The name's case is kept as it is when the answer spells the name in a different length (a
-     * compression pointer inside the question), which no resolver does in practice.
-     */
+    /** Makes a copy of the upstream's answer the answer to one waiter's query. */
     private static void addressTo(ByteBuf answer, Waiter waiter) {
         int start = answer.readerIndex();
-        Message parsed = waiter.parsed();
-        ByteBuf query = waiter.query();
-        Header.setId(answer, start, Header.id(query, parsed.start()));
-        int flags = Header.flags(answer, start);
-        Header.setFlags(answer, start, (flags & ~Header.FLAG_RD) | (parsed.flags() & Header.FLAG_RD));
-        int nameLength = parsed.questionEnd() - 4 - parsed.questionStart();
         int nameStart = start + Header.LENGTH;
+        int nameLength = -1;
         try {
-            if (Header.qdcount(answer, start) == 1
-                    && Names.skip(answer, start, nameStart, answer.writerIndex()) - nameStart == nameLength) {
-                answer.setBytes(nameStart, query, parsed.questionStart(), nameLength);
+            if (Header.qdcount(answer, start) == 1) {
+                nameLength = Names.skip(answer, start, nameStart, answer.writerIndex()) - nameStart;
             }
         } catch (WireFormatException e) {
-            // the answer goes as it came; the pipeline's way back judges it
+            // the spelling stays as it came; the pipeline's way back judges the answer
         }
+        CachedAnswer.addressTo(answer, nameLength, waiter.query(), waiter.parsed());
     }
 }

@@ -8,6 +8,7 @@ import io.dotproxy.dns.Rcode;
 import io.dotproxy.dns.Ttls;
 import io.dotproxy.dns.WireFormatException;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
 import java.time.Duration;
 import java.util.function.LongSupplier;
 
@@ -25,6 +26,8 @@ import java.util.function.LongSupplier;
  *   <li>never: a truncated answer, one whose question is not the query's, one with an ECS option,
  *       any other rcode, a TTL of zero.
  * </ul>
+ * Once the cache is full, a question is kept only when it was asked lately before (the {@link
+ * Doorkeeper}): names asked once pass through without pushing out the others.
  * An entry stays servable for max-stale past its lifetime (RFC 8767), then goes: when it is
  * next looked up, or when the {@link AnswerTable}'s CLOCK hand passes it.
  */
@@ -49,6 +52,7 @@ public final class ResponseCache {
                            Duration maxStale, Duration staleAnswerTimeout, int prefetchAfter) {}
 
     private final AnswerTable entries;
+    private final Doorkeeper doorkeeper = new Doorkeeper();
     private final long minTtl;
     private final long maxTtl;
     private final long maxNegativeTtl;
@@ -138,33 +142,24 @@ public final class ResponseCache {
             return Storing.ZERO_TTL;
         }
         byte[] wire = new byte[view.length()];
-        answer.getBytes(view.start(), wire);
+        ByteBuf stored = Unpooled.wrappedBuffer(wire).setBytes(0, answer, view.start(), wire.length);
         for (int offset : scan.offsets()) {
-            long ttl = ttl(wire, offset);
-            writeTtl(wire, offset, kind == Storing.POSITIVE ? clamp(ttl) : Math.min(ttl, lifetime));
+            long ttl = Ttls.read(stored, offset);
+            stored.setInt(offset, (int) (kind == Storing.POSITIVE ? clamp(ttl) : Math.min(ttl, lifetime)));
         }
         // A SERVFAIL holds no data to serve stale (RFC 8767 serves expired answers): it goes at its lifetime.
         long staleNanos = kind == Storing.SERVFAIL ? 0 : maxStaleNanos;
-        entries.put(key, new CachedAnswer(question, Question.bits(parsed), wire, scan.offsets(), now, lifetime,
-                staleNanos, kind == Storing.NEGATIVE), now);
+        CachedAnswer entry = new CachedAnswer(question, Question.bits(parsed), wire, scan.offsets(), now, lifetime,
+                staleNanos, kind == Storing.NEGATIVE);
+        if (entries.wouldEvictFor(key, entry.weight()) && !doorkeeper.seenBefore(key)) {
+            return Storing.ONE_OFF;
+        }
+        entries.put(key, entry, now);
         return kind;
     }
 
     private long clamp(long ttl) {
         return Math.max(minTtl, Math.min(maxTtl, ttl));
-    }
-
-    private static long ttl(byte[] wire, int offset) {
-        long value = (wire[offset] & 0xFFL) << 24 | (wire[offset + 1] & 0xFF) << 16
-                | (wire[offset + 2] & 0xFF) << 8 | (wire[offset + 3] & 0xFF);
-        return value > Integer.MAX_VALUE ? 0 : value; // the top bit set counts as zero (RFC 2181 §8)
-    }
-
-    private static void writeTtl(byte[] wire, int offset, long ttl) {
-        wire[offset] = (byte) (ttl >>> 24);
-        wire[offset + 1] = (byte) (ttl >>> 16);
-        wire[offset + 2] = (byte) (ttl >>> 8);
-        wire[offset + 3] = (byte) ttl;
     }
 
     /** Entries held, stale ones and expired ones not yet found included. */

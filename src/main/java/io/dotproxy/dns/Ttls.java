@@ -61,12 +61,12 @@ public final class Ttls {
                 if (found == offsets.length) {
                     throw new WireFormatException("more records than the view counted");
                 }
-                long ttl = ttl(message.getUnsignedInt(typeAt + 4));
+                long ttl = read(message, typeAt + 4);
                 offsets[found++] = typeAt + 4 - start;
                 smallest = smallest < 0 ? ttl : Math.min(smallest, ttl);
                 boolean inAuthority = i >= answers && i < answers + authority;
                 if (type == RrType.SOA && inAuthority && negative < 0 && rdEnd - rdStart >= SOA_TAIL) {
-                    negative = Math.min(ttl, ttl(message.getUnsignedInt(rdEnd - 4)));
+                    negative = Math.min(ttl, read(message, rdEnd - 4));
                 }
             }
             pos = rdEnd;
@@ -77,7 +77,9 @@ public final class Ttls {
         return new Scan(offsets, smallest, negative);
     }
 
-    private static long ttl(long field) {
+    /** The TTL in the four octets at {@code index}: a value with the top bit set counts as zero (RFC 2181 §8). */
+    public static long read(ByteBuf message, int index) {
+        long field = message.getUnsignedInt(index);
         return field > MAX_TTL ? 0 : field;
     }
 }

@@ -421,24 +421,52 @@ class ResponseCacheTest {
     void theSizeBoundHoldsAndEvictionsAreCounted() {
         long maxBytes = 64 * 1024;
         harness(CacheHarness.settings().maxBytes(maxBytes));
-        int stored = 1000;
+        int names = 1000;
         List<Message> queries = new ArrayList<>();
-        for (int i = 0; i < stored; i++) {
+        for (int i = 0; i < names; i++) {
             String name = "host-" + i + ".example.org.";
             Message query = query(name);
             queries.add(query);
-            harness.store(query, reply(query, Rcode.NOERROR, a(name, 3600, "192.0.2." + (i % 250 + 1)),
-                    a(name, 3600, "198.51.100." + (i % 250 + 1))));
-            assertTrue(harness.cache.bytes() <= maxBytes, "after " + (i + 1) + " stores: " + harness.cache.bytes());
+            for (int ask = 0; ask < 2; ask++) { // asked twice: the second answer gets past the doorkeeper
+                harness.store(query, reply(query, Rcode.NOERROR, a(name, 3600, "192.0.2." + (i % 250 + 1)),
+                        a(name, 3600, "198.51.100." + (i % 250 + 1))));
+                assertTrue(harness.cache.bytes() <= maxBytes, "after name " + i + ": " + harness.cache.bytes());
+            }
         }
-        assertEquals(stored, harness.stores("positive"), "each was offered and taken");
+        double stored = harness.stores("positive");
+        double oneOff = harness.stores("one_off");
+        assertEquals(2 * names, stored + oneOff, "each answer was either kept or turned away");
+        assertTrue(oneOff > 0 && oneOff < names, "only first answers, and only once full: " + oneOff);
         long entries = harness.cache.entries();
-        assertTrue(entries > 0 && entries < stored, entries + " entries");
+        assertTrue(entries > 0 && entries < names, entries + " entries");
         assertTrue(harness.cache.bytes() <= maxBytes);
         assertTrue(harness.cache.bytes() > maxBytes / 2, "the bound is used, not emptied: " + harness.cache.bytes());
-        assertEquals(stored - entries, harness.count("dotproxy.cache.evictions"), "every entry pushed out is counted");
+        // An answer kept in place of its own question's entry pushes nothing out.
+        double replacements = names - oneOff;
+        assertEquals(stored - replacements - entries, harness.count("dotproxy.cache.evictions"),
+                "every entry pushed out is counted");
         long hits = queries.stream().filter(q -> harness.hit(q) != null).count();
         assertEquals(entries, hits, "what is counted is what answers");
         assertEquals((double) harness.cache.bytes(), harness.registry.get("dotproxy.cache.bytes").gauge().value());
+    }
+
+    @Test
+    void aFullCacheTurnsAwayANameAskedOnceAndKeepsItWhenAskedAgain() {
+        Message first = query("first.example.org.");
+        harness(CacheHarness.settings().maxBytes(64 * 1024));
+        int i = 0;
+        while (harness.stores("one_off") == 0) { // fill it until a first answer is turned away
+            String name = "filler-" + i++ + ".example.org.";
+            Message filler = query(name);
+            harness.store(filler, reply(filler, Rcode.NOERROR, a(name, 3600, "192.0.2.1")));
+        }
+        harness.store(first, reply(first, Rcode.NOERROR, a("first.example.org.", 3600, "192.0.2.9")));
+        assertNull(harness.hit(first), "asked once: not kept");
+        assertEquals(2, harness.stores("one_off"));
+
+        harness.store(first, reply(first, Rcode.NOERROR, a("first.example.org.", 3600, "192.0.2.9")));
+
+        assertNotNull(harness.hit(first), "asked again: kept, another entry pushed out");
+        assertEquals(1, harness.count("dotproxy.cache.evictions"));
     }
 }
