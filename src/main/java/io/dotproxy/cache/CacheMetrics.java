@@ -5,6 +5,7 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.util.EnumMap;
 import java.util.Locale;
+import java.util.function.ToLongFunction;
 
 /** The cache's meters, registered once; tags are only {@code result}, never a name. */
 public final class CacheMetrics {
@@ -97,7 +98,7 @@ public final class CacheMetrics {
         stores.get(storing).increment();
     }
 
-    private double read(java.util.function.ToLongFunction<ResponseCache> value) {
+    private double read(ToLongFunction<ResponseCache> value) {
         ResponseCache watched = cache;
         return watched == null ? 0 : value.applyAsLong(watched);
     }

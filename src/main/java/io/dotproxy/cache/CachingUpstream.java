@@ -15,6 +15,7 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.EventLoop;
 import io.netty.util.concurrent.ScheduledFuture;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -61,7 +62,7 @@ public final class CachingUpstream implements Upstream, LocalAnswers {
      * @param refreshTimeout deadline of a background refresh: the client query deadline
      */
     public CachingUpstream(ResponseCache cache, ResponseCache.Settings settings, Upstream next, EventLoop loop,
-                           java.time.Duration refreshTimeout, CacheMetrics metrics) {
+                           Duration refreshTimeout, CacheMetrics metrics) {
         this.cache = cache;
         this.next = next;
         this.loop = loop;
