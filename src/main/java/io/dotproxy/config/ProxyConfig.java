@@ -22,6 +22,13 @@ public interface ProxyConfig {
     @WithDefault("1.1.1.1:853#cloudflare-dns.com,1.0.0.1:853#cloudflare-dns.com")
     List<String> upstreams();
 
+    /**
+     * A properties file with more of these settings (a mounted ConfigMap, say). Its values override
+     * the built-in ones and {@code application.properties}; environment variables and {@code -D}
+     * override the file, and the proxy warns of each file key so masked. Read at start-up.
+     */
+    Optional<String> configFile();
+
     /** Deadline of each client query, every upstream attempt included; then SERVFAIL. */
     @WithDefault("2s")
     Duration timeout();

@@ -15,6 +15,7 @@ import io.dotproxy.upstream.SpkiPins;
 import io.dotproxy.upstream.UpstreamAddress;
 import io.dotproxy.upstream.UpstreamGroup;
 import io.netty.util.NetUtil;
+import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -52,6 +53,7 @@ final class SettingsReader {
      * @throws ConfigError for the first value that cannot be used
      */
     static ProxySettings read(ProxyConfig config, Optional<String> dotHost) {
+        settingsFile(config.configFile());
         ProxyConfig.Tcp tcp = config.tcp();
         ProxyServer.Settings listen = new ProxyServer.Settings(
                 listenHost(config.listen().host()),
@@ -70,6 +72,25 @@ final class SettingsReader {
                 oneOf("dotproxy.ecs", config.ecs(), List.of("strip", "pass")).equals("strip"));
         return new ProxySettings(listen, guard(config), pipeline, cache(config.cache()),
                 forwarding(config, dotHost));
+    }
+
+    /**
+     * The settings file, when one is named, must be readable: its values were read as a source of
+     * {@link ProxyConfig} already (see {@link SettingsFile}), and a file that could not be read
+     * would silently leave them out.
+     */
+    static Optional<Path> settingsFile(Optional<String> configFile) {
+        Optional<Path> path = SettingsFile.named(configFile);
+        if (path.isPresent()) {
+            try {
+                SettingsFile.read(path.get());
+            } catch (IOException | IllegalArgumentException e) {
+                throw new ConfigError("dotproxy.config-file", configFile.get(),
+                        "expected a readable properties file (" + (e.getMessage() == null ? e.getClass().getSimpleName()
+                                : e.getMessage()) + ")");
+            }
+        }
+        return path;
     }
 
     private static ResponseCache.Settings cache(ProxyConfig.Cache cache) {

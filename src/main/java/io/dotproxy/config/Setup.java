@@ -4,12 +4,16 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.quarkus.runtime.Quarkus;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
+import io.smallrye.config.SmallRyeConfig;
 import io.vertx.core.Vertx;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import jakarta.inject.Inject;
+import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.Path;
 import java.util.Optional;
+import org.eclipse.microprofile.config.ConfigProvider;
 import org.eclipse.microprofile.config.inject.ConfigProperty;
 import org.jboss.logging.Logger;
 
@@ -41,12 +45,28 @@ public class Setup {
     void start(@Observes StartupEvent event) {
         try {
             ProxySettings settings = SettingsReader.read(config, dotHost);
+            warnOfMaskedKeys();
             ProxyRuntime assembled = ProxyRuntime.assemble(settings, vertx.nettyEventLoopGroup().next(), registry);
             assembled.start();
             runtime = assembled;
         } catch (ConfigError | UncheckedIOException e) {
             LOG.error(e.getMessage()); // a user error: one line, no stack trace
             Quarkus.asyncExit(1);
+        }
+    }
+
+    /** One warning per key of the settings file that an environment variable or -D overrides. */
+    private void warnOfMaskedKeys() {
+        Optional<Path> file = SettingsFile.named(config.configFile());
+        if (file.isEmpty()) {
+            return;
+        }
+        try {
+            SmallRyeConfig all = ConfigProvider.getConfig().unwrap(SmallRyeConfig.class);
+            SettingsFile.maskedKeys(all, file.get(), SettingsFile.read(file.get())).forEach(LOG::warn);
+            LOG.infof("Settings read from %s", file.get());
+        } catch (IOException e) {
+            LOG.warnf("Could not read %s again to check for masked keys: %s", file.get(), e.getMessage());
         }
     }
 

@@ -186,6 +186,47 @@ class DigAgainstUnboundIT {
     }
 
     @Test
+    void aSettingsFileNamedByTheEnvironmentSetsTheUpstreamAndAMaskedKeyIsReported() throws Exception {
+        int dns = freePort();
+        int http = freePort();
+        Path file = Files.writeString(dir.resolve("settings.properties"), String.join("\n",
+                "# as a mounted ConfigMap would hold them",
+                "dotproxy.upstreams=127.0.0.1:" + unbound.port() + "#" + UnboundServer.TLS_NAME,
+                "dotproxy.tls.ca-file=" + caFile,
+                "dotproxy.timeout=2s",
+                ""));
+        // No upstream among the -D properties: only the file's can answer. Its timeout is masked.
+        Map<String, String> properties = Map.of(
+                "dotproxy.listen.host", "127.0.0.1",
+                "dotproxy.listen.port", String.valueOf(dns),
+                "dotproxy.timeout", "3s",
+                "quarkus.http.port", String.valueOf(http),
+                "quarkus.http.host", "127.0.0.1");
+        try (ProxyProcess fromFile = ProxyProcess.start(dir, properties, Map.of("DOTPROXY_CONFIG_FILE", file.toString()))) {
+            fromFile.awaitReady(http);
+            String out = dig(dns, "a.test", "A");
+            assertTrue(out.contains("status: NOERROR"), out + fromFile.output());
+            assertTrue(fromFile.output().contains("127.0.0.1:" + unbound.port() + "#dns.test"), fromFile.output());
+            assertTrue(fromFile.output().contains("dotproxy.timeout in " + file + " has no effect: -Ddotproxy.timeout sets it too"),
+                    fromFile.output());
+            assertFalse(fromFile.output().contains("dotproxy.upstreams in"), "an unmasked key is not reported");
+        }
+    }
+
+    @Test
+    void aMissingSettingsFileStopsStartUpWithOneLine() throws Exception {
+        Path missing = dir.resolve("no-such-settings.properties");
+        Map<String, String> properties = proxyProperties(freePort(), freePort(), "127.0.0.1:853");
+        try (ProxyProcess bad = ProxyProcess.start(dir, properties, Map.of("DOTPROXY_CONFIG_FILE", missing.toString()))) {
+            assertEquals(1, bad.awaitExit(Duration.ofSeconds(30)));
+            List<String> errors = bad.output().lines().filter(line -> line.contains("ERROR")).toList();
+            assertEquals(1, errors.size(), bad.output());
+            assertTrue(errors.get(0).contains("Invalid configuration: dotproxy.config-file=" + missing
+                    + ": expected a readable properties file"), errors.get(0));
+        }
+    }
+
+    @Test
     void badSettingStopsStartUpWithOneLineNamingIt() throws Exception {
         Map<String, String> properties = proxyProperties(freePort(), freePort(), "1.1.1.1:99999");
         try (ProxyProcess bad = ProxyProcess.start(dir, properties, Map.of())) {
