@@ -1,0 +1,60 @@
+package io.dotproxy.config;
+
+import io.quarkus.runtime.configuration.DurationConverter;
+import io.smallrye.config.PropertiesConfigSource;
+import io.smallrye.config.SmallRyeConfig;
+import io.smallrye.config.SmallRyeConfigBuilder;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.URL;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Reads the settings again, from the sources Quarkus read them from at start-up, in the same order:
+ * {@code -D} (400), environment variables (300), the settings file (275), {@code
+ * application.properties} (250), the built-in defaults; under the same profiles. What a reload
+ * applies is what a restart would read now, checked by the same {@link SettingsReader}.
+ */
+final class SettingsRereader {
+    private static final int APPLICATION_PROPERTIES = 250;
+
+    private final List<String> profiles;
+
+    /** @param profiles the profiles in force ({@code prod}, {@code dev}, {@code test}), as start-up had them */
+    SettingsRereader(List<String> profiles) {
+        this.profiles = List.copyOf(profiles);
+    }
+
+    /**
+     * The settings as they stand now.
+     *
+     * @throws ConfigError for the first value that cannot be used, with the start-up wording
+     * @throws IllegalArgumentException for a value SmallRye cannot even convert (ConfigProblems words it)
+     */
+    ProxySettings read() {
+        SmallRyeConfig config = new SmallRyeConfigBuilder()
+                .withProfiles(profiles)
+                .addDefaultInterceptors()
+                .addSystemSources()
+                .withSources(applicationProperties())
+                .withSources(new SettingsFile())
+                .withConverter(Duration.class, 200, new DurationConverter())
+                .withMapping(ProxyConfig.class)
+                .build();
+        return SettingsReader.read(config.getConfigMapping(ProxyConfig.class), config.getOptionalValue("DoT_HOST", String.class));
+    }
+
+    private static PropertiesConfigSource applicationProperties() {
+        URL url = SettingsRereader.class.getClassLoader().getResource("application.properties");
+        if (url == null) {
+            return new PropertiesConfigSource(Map.of(), "application.properties (none)", APPLICATION_PROPERTIES);
+        }
+        try {
+            return new PropertiesConfigSource(url, APPLICATION_PROPERTIES);
+        } catch (IOException e) {
+            throw new UncheckedIOException("application.properties cannot be read again", e);
+        }
+    }
+}
