@@ -34,16 +34,21 @@ final class SettingsRereader {
      * @throws IllegalArgumentException for a value SmallRye cannot even convert (ConfigProblems words it)
      */
     ProxySettings read() {
-        SmallRyeConfig config = new SmallRyeConfigBuilder()
+        SmallRyeConfig config = mapping()
                 .withProfiles(profiles)
                 .addDefaultInterceptors()
                 .addSystemSources()
                 .withSources(applicationProperties())
                 .withSources(new SettingsFile())
-                .withConverter(Duration.class, 200, new DurationConverter())
-                .withMapping(ProxyConfig.class)
                 .build();
         return SettingsReader.read(config.getConfigMapping(ProxyConfig.class), config.getOptionalValue("DoT_HOST", String.class));
+    }
+
+    /** A builder of {@link ProxyConfig} as Quarkus maps it (with Quarkus's duration syntax), sources still to add. */
+    static SmallRyeConfigBuilder mapping() {
+        return new SmallRyeConfigBuilder()
+                .withConverter(Duration.class, 200, new DurationConverter())
+                .withMapping(ProxyConfig.class);
     }
 
     private static PropertiesConfigSource applicationProperties() {

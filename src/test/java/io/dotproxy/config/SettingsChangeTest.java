@@ -5,13 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.dotproxy.config.SettingsChange.Part;
 import io.dotproxy.upstream.DotResolver;
-import io.quarkus.runtime.configuration.DurationConverter;
 import io.smallrye.config.PropertiesConfigSource;
-import io.smallrye.config.SmallRyeConfigBuilder;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -34,9 +31,7 @@ class SettingsChangeTest {
     private static ProxySettings settings(Map<String, String> changes) {
         Map<String, String> properties = new HashMap<>(BASE);
         properties.putAll(changes);
-        ProxyConfig config = new SmallRyeConfigBuilder()
-                .withMapping(ProxyConfig.class)
-                .withConverter(Duration.class, 200, new DurationConverter())
+        ProxyConfig config = SettingsRereader.mapping()
                 .withSources(new PropertiesConfigSource(properties, "test", 500))
                 .build()
                 .getConfigMapping(ProxyConfig.class);

@@ -4,10 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.quarkus.runtime.configuration.DurationConverter;
 import io.smallrye.config.PropertiesConfigSource;
 import io.smallrye.config.SmallRyeConfig;
-import io.smallrye.config.SmallRyeConfigBuilder;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -34,9 +32,7 @@ class SettingsFileTest {
      */
     private static SmallRyeConfig config(Map<String, String> applicationProperties, Map<String, String> environment,
                                          Map<String, String> systemProperties) {
-        return new SmallRyeConfigBuilder()
-                .withMapping(ProxyConfig.class)
-                .withConverter(Duration.class, 200, new DurationConverter())
+        return SettingsRereader.mapping()
                 .withSources(new PropertiesConfigSource(applicationProperties, "application.properties", 250))
                 .withSources(new SettingsFile())
                 .withSources(new PropertiesConfigSource(environment, "environment", 300))

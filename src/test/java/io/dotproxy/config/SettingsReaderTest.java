@@ -11,11 +11,9 @@ import io.dotproxy.guard.Guard;
 import io.dotproxy.guard.RateLimiter;
 import io.dotproxy.upstream.DotResolver;
 import io.dotproxy.upstream.UpstreamAddress;
-import io.quarkus.runtime.configuration.DurationConverter;
 import io.smallrye.config.ConfigValidationException;
 import io.smallrye.config.PropertiesConfigSource;
 import io.smallrye.config.SmallRyeConfig;
-import io.smallrye.config.SmallRyeConfigBuilder;
 import java.net.InetAddress;
 import java.time.Duration;
 import java.util.HashMap;
@@ -31,9 +29,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 class SettingsReaderTest {
     /** The mapping as Quarkus builds it (with its duration syntax), over these properties only. */
     private static ProxyConfig config(Map<String, String> properties) {
-        SmallRyeConfig config = new SmallRyeConfigBuilder()
-                .withMapping(ProxyConfig.class)
-                .withConverter(Duration.class, 200, new DurationConverter())
+        SmallRyeConfig config = SettingsRereader.mapping()
                 .withSources(new PropertiesConfigSource(properties, "test", 500))
                 .build();
         return config.getConfigMapping(ProxyConfig.class);
