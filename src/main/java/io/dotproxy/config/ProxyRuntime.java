@@ -4,6 +4,7 @@ import io.dotproxy.cache.CacheMetrics;
 import io.dotproxy.cache.CachingUpstream;
 import io.dotproxy.cache.LocalAnswers;
 import io.dotproxy.cache.ResponseCache;
+import io.dotproxy.guard.Admission;
 import io.dotproxy.guard.Guard;
 import io.dotproxy.guard.GuardMetrics;
 import io.dotproxy.server.ProxyServer;
@@ -40,19 +41,23 @@ import org.jboss.logging.Logger;
 public final class ProxyRuntime {
     private static final Logger LOG = Logger.getLogger(ProxyRuntime.class);
 
-    private final ProxySettings settings;
+    private ProxySettings settings; // in force; replaced on the event loop by apply()
     private final UpstreamGroup group;
     private final QueryPipeline pipeline;
     private final ProxyServer server;
     private final String tlsProvider;
+    private final GuardMetrics guardMetrics;
+    private Admission guard; // in force; replaced on the event loop by apply()
 
     private ProxyRuntime(ProxySettings settings, UpstreamGroup group, QueryPipeline pipeline, ProxyServer server,
-                         String tlsProvider) {
+                         String tlsProvider, GuardMetrics guardMetrics, Admission guard) {
         this.settings = settings;
         this.group = group;
         this.pipeline = pipeline;
         this.server = server;
         this.tlsProvider = tlsProvider;
+        this.guardMetrics = guardMetrics;
+        this.guard = guard;
     }
 
     /**
@@ -85,7 +90,8 @@ public final class ProxyRuntime {
         UpstreamGroup group = new UpstreamGroup(members, Policy.named(forwarding.policy()), forwarding.group(), fallback,
                 loop, groupMetrics);
         ServerMetrics serverMetrics = new ServerMetrics(registry);
-        Guard guard = new Guard(settings.guard(), new GuardMetrics(registry));
+        GuardMetrics guardMetrics = new GuardMetrics(registry);
+        Guard guard = new Guard(settings.guard(), guardMetrics);
         LocalAnswers localAnswers = LocalAnswers.NONE;
         Upstream forwardTo = group;
         ResponseCache.Settings cacheSettings = settings.cache();
@@ -99,7 +105,7 @@ public final class ProxyRuntime {
         }
         QueryPipeline pipeline = new QueryPipeline(guard, localAnswers, forwardTo, settings.pipeline(), serverMetrics);
         ProxyServer server = new ProxyServer(settings.listen(), pipeline, serverMetrics, loop);
-        return new ProxyRuntime(settings, group, pipeline, server, tls.provider());
+        return new ProxyRuntime(settings, group, pipeline, server, tls.provider(), guardMetrics, guard);
     }
 
     /**
@@ -123,6 +129,55 @@ public final class ProxyRuntime {
         LOG.infof("Forwarding over DNS-over-TLS (%s) to %s (policy %s)", tlsProvider,
                 settings.forwarding().dot(),
                 settings.forwarding().policy());
+    }
+
+    /**
+     * Applies, from the next query on, what of {@code next} this runtime can change while it runs:
+     * the guard (allow-list, refusal, rate limits; the rate limiter starts afresh) and the
+     * pipeline's settings (deadline, UDP cap, in-flight cap, ECS). The rest stays as it is and is
+     * listed in the result's {@code needsRestart} with the keys it concerns: the listen address
+     * always, and for now the upstreams, forwarding, cache and client TCP settings, which later
+     * reloads will apply live. Call on the event loop.
+     *
+     * @return the change against the settings in force, and what was left unapplied
+     */
+    public Applied apply(ProxySettings next) {
+        SettingsChange change = SettingsChange.between(settings, next);
+        boolean newGuard = change.changed().contains(SettingsChange.Part.GUARD);
+        if (newGuard || change.changed().contains(SettingsChange.Part.PIPELINE)) {
+            if (newGuard) {
+                guard = new Guard(next.guard(), guardMetrics);
+            }
+            pipeline.reconfigure(guard, next.pipeline());
+        }
+        // What is in force now: the applied parts from next, the rest as it was.
+        settings = new ProxySettings(settings.listen(), next.guard(), next.pipeline(), settings.cache(), settings.forwarding());
+        List<String> notApplied = new ArrayList<>(change.needsRestart());
+        if (!change.added().isEmpty() || !change.removed().isEmpty()) {
+            notApplied.add("dotproxy.upstreams");
+        }
+        for (SettingsChange.Part part : change.changed()) {
+            switch (part) {
+                case TCP -> notApplied.add("dotproxy.tcp.*");
+                case CACHE -> notApplied.add("dotproxy.cache.*");
+                case FORWARDING -> notApplied.add("dotproxy.policy/fallback/retry-on/all-down/hedge.*/upstream.*");
+                default -> { } // applied above
+            }
+        }
+        return new Applied(change, List.copyOf(notApplied));
+    }
+
+    /**
+     * What a call of {@link #apply} did.
+     *
+     * @param change the difference from the settings that were in force
+     * @param needsRestart the settings (keys or key groups) whose new values wait for a restart
+     */
+    public record Applied(SettingsChange change, List<String> needsRestart) {}
+
+    /** The settings in force: those assembled, with what {@link #apply} applied since. */
+    public ProxySettings settings() {
+        return settings;
     }
 
     /** Stops accepting queries and closes the upstreams. */

@@ -49,25 +49,34 @@ public final class QueryPipeline {
 
     private static final Logger LOG = Logger.getLogger(QueryPipeline.class);
 
-    private final Admission admission;
+    // Replaced by reconfigure(), on the event loop, like everything the pipeline holds.
+    private Admission admission;
     private final LocalAnswers localAnswers;
     private final Upstream upstream;
-    private final long timeoutNanos;
-    private final int maxUdpPayload;
-    private final int maxInFlight;
-    private final boolean stripClientSubnet;
+    private long timeoutNanos;
+    private int maxUdpPayload;
+    private int maxInFlight;
+    private boolean stripClientSubnet;
     private final ServerMetrics metrics;
 
     public QueryPipeline(Admission admission, LocalAnswers localAnswers, Upstream upstream, Settings settings,
                          ServerMetrics metrics) {
-        this.admission = admission;
         this.localAnswers = localAnswers;
         this.upstream = upstream;
+        this.metrics = metrics;
+        reconfigure(admission, settings);
+    }
+
+    /**
+     * From the next query on: this admission and these settings (a reload). Queries already past a
+     * stage keep what that stage gave them (their deadline, say). Call on the event loop.
+     */
+    public void reconfigure(Admission admission, Settings settings) {
+        this.admission = admission;
         this.timeoutNanos = settings.timeout().toNanos();
         this.maxUdpPayload = settings.maxUdpPayload();
         this.maxInFlight = settings.maxInFlight();
         this.stripClientSubnet = settings.stripClientSubnet();
-        this.metrics = metrics;
     }
 
     /** Queries accepted and not yet answered or dropped, over every listener. */

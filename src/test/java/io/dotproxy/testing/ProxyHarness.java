@@ -252,6 +252,16 @@ public final class ProxyHarness implements AutoCloseable {
         return builder.start();
     }
 
+    /** The settings in force. */
+    public ProxySettings settings() {
+        return runtime.settings();
+    }
+
+    /** Applies {@code next} as a reload does, on the proxy's event loop, and waits for it. */
+    public ProxyRuntime.Applied apply(ProxySettings next) throws Exception {
+        return loop.next().submit(() -> runtime.apply(next)).get(5, TimeUnit.SECONDS);
+    }
+
     public int port() {
         return runtime.server().port();
     }
