@@ -5,6 +5,7 @@ import io.quarkus.runtime.Quarkus;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
 import io.smallrye.config.SmallRyeConfig;
+import io.netty.channel.EventLoop;
 import io.vertx.core.Vertx;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
@@ -12,6 +13,7 @@ import jakarta.inject.Inject;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Optional;
 import org.eclipse.microprofile.config.ConfigProvider;
 import org.eclipse.microprofile.config.inject.ConfigProperty;
@@ -41,18 +43,41 @@ public class Setup {
     MeterRegistry registry;
 
     private volatile ProxyRuntime runtime;
+    private volatile SettingsReloader reloader;
 
     void start(@Observes StartupEvent event) {
         try {
             ProxySettings settings = SettingsReader.read(config, dotHost);
             warnOfMaskedKeys();
-            ProxyRuntime assembled = ProxyRuntime.assemble(settings, vertx.nettyEventLoopGroup().next(), registry);
+            EventLoop loop = vertx.nettyEventLoopGroup().next();
+            ProxyRuntime assembled = ProxyRuntime.assemble(settings, loop, registry);
             assembled.start();
             runtime = assembled;
+            watchSettingsFile(assembled, loop);
         } catch (ConfigError | UncheckedIOException e) {
             LOG.error(e.getMessage()); // a user error: one line, no stack trace
             Quarkus.asyncExit(1);
         }
+    }
+
+    /** Applies the settings file whenever it changes, when one is named. */
+    private void watchSettingsFile(ProxyRuntime running, EventLoop loop) {
+        Optional<Path> file = SettingsFile.named(config.configFile());
+        if (file.isEmpty()) {
+            return;
+        }
+        List<String> profiles = ConfigProvider.getConfig().unwrap(SmallRyeConfig.class).getProfiles();
+        try {
+            reloader = new SettingsReloader(file.get(), new SettingsRereader(profiles), running, loop, registry);
+        } catch (IOException e) {
+            LOG.warnf("Cannot watch %s (%s): its changes apply at the next start only", file.get(), e.getMessage());
+        }
+    }
+
+    /** The generation of the settings in force: 1 as read at start-up, one more for each change applied since. */
+    public long settingsGeneration() {
+        SettingsReloader watching = reloader;
+        return watching == null ? 1 : watching.generation();
     }
 
     /** One warning per key of the settings file that an environment variable or -D overrides. */
@@ -71,6 +96,9 @@ public class Setup {
     }
 
     void stop(@Observes ShutdownEvent event) {
+        if (reloader != null) {
+            reloader.close();
+        }
         if (runtime != null) {
             runtime.stop();
         }

@@ -36,7 +36,9 @@ public class ListenersReadiness implements HealthCheck {
         }
         ProxyServer server = runtime.get().server();
         if (server.isServing()) {
-            return response.up().withData("port", server.port()).build();
+            // Which settings are in force, so that one can see every replica has taken a change.
+            return response.up().withData("port", server.port())
+                    .withData("settings-generation", setup.settingsGeneration()).build();
         }
         return response.down().build();
     }

@@ -4,15 +4,21 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.dotproxy.testing.Eventually;
 import io.dotproxy.testing.TestCa;
 import java.io.IOException;
 import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -211,6 +217,55 @@ class DigAgainstUnboundIT {
                     fromFile.output());
             assertFalse(fromFile.output().contains("dotproxy.upstreams in"), "an unmasked key is not reported");
         }
+    }
+
+    @Test
+    void aChangedSettingsFileIsAppliedWithoutARestartAndABrokenOneIsRejected() throws Exception {
+        int dns = freePort();
+        int http = freePort();
+        String base = "dotproxy.upstreams=127.0.0.1:" + unbound.port() + "#" + UnboundServer.TLS_NAME + "\n"
+                + "dotproxy.tls.ca-file=" + caFile + "\n";
+        Path file = dir.resolve("live.properties");
+        replace(file, base);
+        Map<String, String> properties = Map.of(
+                "dotproxy.listen.host", "127.0.0.1",
+                "dotproxy.listen.port", String.valueOf(dns),
+                "quarkus.http.port", String.valueOf(http),
+                "quarkus.http.host", "127.0.0.1");
+        try (ProxyProcess live = ProxyProcess.start(dir, properties, Map.of("DOTPROXY_CONFIG_FILE", file.toString()))) {
+            live.awaitReady(http);
+            assertTrue(dig(dns, "a.test", "A").contains("status: NOERROR"), live.output());
+            assertTrue(get(http, "/q/health/ready").contains("\"settings-generation\": 1"), get(http, "/q/health/ready"));
+
+            replace(file, base + "dotproxy.allow=10.0.0.0/8\n"); // loopback may no longer ask
+            assertTrue(Eventually.holds(Duration.ofSeconds(20), Duration.ofMillis(200),
+                    () -> dig(dns, "a.test", "A").contains("status: REFUSED")), live.output());
+            assertTrue(get(http, "/q/health/ready").contains("\"settings-generation\": 2"), get(http, "/q/health/ready"));
+            assertTrue(get(http, "/q/metrics").contains("dotproxy_config_reloads_total{result=\"applied\"} 1.0"));
+
+            replace(file, base + "dotproxy.max-in-flight=0\n"); // broken: rejected whole
+            assertTrue(Eventually.holds(Duration.ofSeconds(20), Duration.ofMillis(200),
+                    () -> get(http, "/q/metrics").contains("dotproxy_config_reloads_total{result=\"rejected\"} 1.0")),
+                    live.output());
+            assertTrue(live.output().contains("Invalid configuration: dotproxy.max-in-flight=0"), live.output());
+            assertTrue(dig(dns, "a.test", "A").contains("status: REFUSED"), "the settings in force stay");
+
+            replace(file, base);
+            assertTrue(Eventually.holds(Duration.ofSeconds(20), Duration.ofMillis(200),
+                    () -> dig(dns, "a.test", "A").contains("status: NOERROR")), live.output());
+            assertTrue(get(http, "/q/health/ready").contains("\"settings-generation\": 3"), get(http, "/q/health/ready"));
+        }
+    }
+
+    /** Replaces a file's contents in one rename, as editors and ConfigMap updates do. */
+    private static void replace(Path file, String contents) throws IOException {
+        Path next = Files.writeString(file.resolveSibling(file.getFileName() + ".next"), contents);
+        Files.move(next, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    }
+
+    private static String get(int port, String path) throws Exception {
+        return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path)).build(),
+                HttpResponse.BodyHandlers.ofString()).body();
     }
 
     @Test
