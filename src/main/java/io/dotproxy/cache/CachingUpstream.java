@@ -47,7 +47,7 @@ public final class CachingUpstream implements Upstream, LocalAnswers {
     private static final Logger LOG = Logger.getLogger(CachingUpstream.class);
 
     private final ResponseCache cache;
-    private final Upstream next;
+    private Upstream next; // replaced by forwardTo(), on the event loop
     private final EventLoop loop;
     private final long refreshTimeoutNanos;
     private final long staleAnswerTimeoutNanos;
@@ -133,6 +133,14 @@ public final class CachingUpstream implements Upstream, LocalAnswers {
         inFlight.put(key, refresh);
         metrics.prefetch();
         next.query(copy, view, System.nanoTime() + refreshTimeoutNanos, refresh);
+    }
+
+    /**
+     * From the next miss on, misses go to {@code upstream} (a reload changed the upstreams); the
+     * queries in flight finish where they went. Call on the event loop.
+     */
+    public void forwardTo(Upstream upstream) {
+        next = upstream;
     }
 
     @Override

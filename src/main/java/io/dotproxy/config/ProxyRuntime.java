@@ -21,7 +21,12 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.channel.EventLoop;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import java.util.List;
 import org.jboss.logging.Logger;
 
@@ -41,23 +46,28 @@ import org.jboss.logging.Logger;
 public final class ProxyRuntime {
     private static final Logger LOG = Logger.getLogger(ProxyRuntime.class);
 
-    private ProxySettings settings; // in force; replaced on the event loop by apply()
-    private final UpstreamGroup group;
+    // In force; replaced on the event loop by apply(). Health checks read the group from elsewhere.
+    private ProxySettings settings;
+    private volatile UpstreamGroup group;
+    private Admission guard;
+    private final Map<DotResolver, Member> members;
     private final QueryPipeline pipeline;
     private final ProxyServer server;
-    private final String tlsProvider;
-    private final GuardMetrics guardMetrics;
-    private Admission guard; // in force; replaced on the event loop by apply()
+    private final Parts parts;
 
-    private ProxyRuntime(ProxySettings settings, UpstreamGroup group, QueryPipeline pipeline, ProxyServer server,
-                         String tlsProvider, GuardMetrics guardMetrics, Admission guard) {
+    /** What the assembly made once and a reload builds on: the loop, the meters, TLS, the fallback. */
+    private record Parts(EventLoop loop, MeterRegistry registry, TlsClientContext tls, GroupMetrics groupMetrics,
+                         UpstreamGroup fallback, GuardMetrics guardMetrics, Consumer<Upstream> forwardTo) {}
+
+    private ProxyRuntime(ProxySettings settings, UpstreamGroup group, Map<DotResolver, Member> members,
+                         Admission guard, QueryPipeline pipeline, ProxyServer server, Parts parts) {
         this.settings = settings;
         this.group = group;
+        this.members = members;
+        this.guard = guard;
         this.pipeline = pipeline;
         this.server = server;
-        this.tlsProvider = tlsProvider;
-        this.guardMetrics = guardMetrics;
-        this.guard = guard;
+        this.parts = parts;
     }
 
     /**
@@ -75,9 +85,9 @@ public final class ProxyRuntime {
             throw new ConfigError("dotproxy.tls.ca-file", forwarding.caFile().map(Path::toString).orElse(""), e.getMessage());
         }
         GroupMetrics groupMetrics = new GroupMetrics(registry);
-        List<Member> members = new ArrayList<>();
+        Map<DotResolver, Member> members = new LinkedHashMap<>();
         for (DotResolver resolver : forwarding.dot()) {
-            members.add(Member.dot(resolver, tls, loop, forwarding.connections(), forwarding.probing(), registry));
+            members.put(resolver, Member.dot(resolver, tls, loop, forwarding.connections(), forwarding.probing(), registry));
         }
         UpstreamGroup fallback = null;
         if (!forwarding.fallback().isEmpty()) {
@@ -87,25 +97,27 @@ public final class ProxyRuntime {
             }
             fallback = UpstreamGroup.plainFallback(plain, forwarding.group().attemptTimeout(), loop, groupMetrics);
         }
-        UpstreamGroup group = new UpstreamGroup(members, Policy.named(forwarding.policy()), forwarding.group(), fallback,
-                loop, groupMetrics);
+        UpstreamGroup group = new UpstreamGroup(List.copyOf(members.values()), Policy.named(forwarding.policy()),
+                forwarding.group(), fallback, loop, groupMetrics);
         ServerMetrics serverMetrics = new ServerMetrics(registry);
         GuardMetrics guardMetrics = new GuardMetrics(registry);
         Guard guard = new Guard(settings.guard(), guardMetrics);
         LocalAnswers localAnswers = LocalAnswers.NONE;
         Upstream forwardTo = group;
+        CachingUpstream caching = null;
         ResponseCache.Settings cacheSettings = settings.cache();
         if (cacheSettings.enabled()) {
             CacheMetrics cacheMetrics = new CacheMetrics(registry);
             ResponseCache cache = new ResponseCache(cacheSettings, System::nanoTime, cacheMetrics);
-            CachingUpstream caching = new CachingUpstream(cache, cacheSettings, group, loop, settings.pipeline().timeout(),
-                    cacheMetrics);
+            caching = new CachingUpstream(cache, cacheSettings, group, loop, settings.pipeline().timeout(), cacheMetrics);
             localAnswers = caching;
             forwardTo = caching;
         }
         QueryPipeline pipeline = new QueryPipeline(guard, localAnswers, forwardTo, settings.pipeline(), serverMetrics);
         ProxyServer server = new ProxyServer(settings.listen(), pipeline, serverMetrics, loop);
-        return new ProxyRuntime(settings, group, pipeline, server, tls.provider(), guardMetrics, guard);
+        Consumer<Upstream> swap = caching != null ? caching::forwardTo : pipeline::forwardTo;
+        return new ProxyRuntime(settings, group, members, guard, pipeline, server,
+                new Parts(loop, registry, tls, groupMetrics, fallback, guardMetrics, swap));
     }
 
     /**
@@ -126,35 +138,46 @@ public final class ProxyRuntime {
             group.close(); // the connections opened ahead would otherwise outlive the failed start
             throw e;
         }
-        LOG.infof("Forwarding over DNS-over-TLS (%s) to %s (policy %s)", tlsProvider,
+        LOG.infof("Forwarding over DNS-over-TLS (%s) to %s (policy %s)", parts.tls().provider(),
                 settings.forwarding().dot(),
                 settings.forwarding().policy());
     }
 
     /**
      * Applies, from the next query on, what of {@code next} this runtime can change while it runs:
-     * the guard (allow-list, refusal, rate limits; the rate limiter starts afresh) and the
-     * pipeline's settings (deadline, UDP cap, in-flight cap, ECS). The rest stays as it is and is
-     * listed in the result's {@code needsRestart} with the keys it concerns: the listen address
-     * always, and for now the upstreams, forwarding, cache and client TCP settings, which later
-     * reloads will apply live. Call on the event loop.
+     * <ul>
+     *   <li>the guard (allow-list, refusal, rate limits; the rate limiter starts afresh);
+     *   <li>the pipeline's settings (deadline, UDP cap, in-flight cap, ECS);
+     *   <li>the DoT resolver list: resolvers that stay keep their connections, circuit state and
+     *       latency history; new ones are connected ahead; removed ones take no new query, and are
+     *       closed (and their meters removed) once every query sent to them has had its deadline.
+     * </ul>
+     * The rest stays as it is and is listed in the result's {@code needsRestart}: the listen
+     * address always, and for now a new CA file or connection tuning, the forwarding policy,
+     * fallback, retries, hedging and probing, the cache's and client TCP settings. Call on the
+     * event loop.
      *
      * @return the change against the settings in force, and what was left unapplied
      */
     public Applied apply(ProxySettings next) {
         SettingsChange change = SettingsChange.between(settings, next);
+        List<String> notApplied = new ArrayList<>(change.needsRestart());
         boolean newGuard = change.changed().contains(SettingsChange.Part.GUARD);
         if (newGuard || change.changed().contains(SettingsChange.Part.PIPELINE)) {
             if (newGuard) {
-                guard = new Guard(next.guard(), guardMetrics);
+                guard = new Guard(next.guard(), parts.guardMetrics());
             }
             pipeline.reconfigure(guard, next.pipeline());
         }
-        // What is in force now: the applied parts from next, the rest as it was.
-        settings = new ProxySettings(settings.listen(), next.guard(), next.pipeline(), settings.cache(), settings.forwarding());
-        List<String> notApplied = new ArrayList<>(change.needsRestart());
-        if (!change.added().isEmpty() || !change.removed().isEmpty()) {
-            notApplied.add("dotproxy.upstreams");
+        ProxySettings.Forwarding was = settings.forwarding();
+        ProxySettings.Forwarding now = next.forwarding();
+        List<DotResolver> resolvers = was.dot();
+        boolean resolversChanged = !change.added().isEmpty() || !change.removed().isEmpty();
+        if (resolversChanged && (!was.caFile().equals(now.caFile()) || !was.connections().equals(now.connections()))) {
+            notApplied.add("dotproxy.upstreams, dotproxy.tls.ca-file, dotproxy.upstream.* (a new CA file or connection tuning)");
+        } else if (resolversChanged) {
+            replaceResolvers(change, next.pipeline().timeout());
+            resolvers = now.dot();
         }
         for (SettingsChange.Part part : change.changed()) {
             switch (part) {
@@ -164,7 +187,42 @@ public final class ProxyRuntime {
                 default -> { } // applied above
             }
         }
+        // What is in force now: the applied parts from next, the rest as it was.
+        settings = new ProxySettings(settings.listen(), next.guard(), next.pipeline(), settings.cache(),
+                new ProxySettings.Forwarding(resolvers, was.policy(), was.fallback(), was.fallbackMaxInFlight(),
+                        was.caFile(), was.connections(), was.group(), was.probing()));
         return new Applied(change, List.copyOf(notApplied));
+    }
+
+    /** A new group of the kept and added resolvers takes the next queries; the removed ones retire. */
+    private void replaceResolvers(SettingsChange change, Duration deadline) {
+        ProxySettings.Forwarding forwarding = settings.forwarding();
+        for (DotResolver resolver : change.added()) {
+            Member member = Member.dot(resolver, parts.tls(), parts.loop(), forwarding.connections(), forwarding.probing(),
+                    parts.registry());
+            member.upstream().connectAhead();
+            members.put(resolver, member);
+        }
+        List<Member> retiring = new ArrayList<>();
+        for (DotResolver resolver : change.removed()) {
+            retiring.add(members.remove(resolver));
+        }
+        List<Member> inOrder = new ArrayList<>();
+        for (DotResolver resolver : change.kept()) {
+            inOrder.add(members.get(resolver));
+        }
+        for (DotResolver resolver : change.added()) {
+            inOrder.add(members.get(resolver));
+        }
+        UpstreamGroup replacement = new UpstreamGroup(inOrder, Policy.named(forwarding.policy()), forwarding.group(),
+                parts.fallback(), parts.loop(), parts.groupMetrics());
+        parts.forwardTo().accept(replacement);
+        group = replacement;
+        if (!retiring.isEmpty()) {
+            // Every query already sent to them ends by its deadline; a little more for the answer's way back.
+            parts.loop().schedule(() -> retiring.forEach(Member::retire), deadline.plusSeconds(1).toMillis(),
+                    TimeUnit.MILLISECONDS);
+        }
     }
 
     /**

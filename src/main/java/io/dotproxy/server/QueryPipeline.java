@@ -52,7 +52,7 @@ public final class QueryPipeline {
     // Replaced by reconfigure(), on the event loop, like everything the pipeline holds.
     private Admission admission;
     private final LocalAnswers localAnswers;
-    private final Upstream upstream;
+    private Upstream upstream; // replaced by forwardTo(), on the event loop
     private long timeoutNanos;
     private int maxUdpPayload;
     private int maxInFlight;
@@ -65,6 +65,11 @@ public final class QueryPipeline {
         this.upstream = upstream;
         this.metrics = metrics;
         reconfigure(admission, settings);
+    }
+
+    /** From the next query on, queries go to {@code next} (a reload changed the upstreams). Call on the event loop. */
+    public void forwardTo(Upstream next) {
+        upstream = next;
     }
 
     /**

@@ -30,12 +30,28 @@ public final class Member {
     private final UpstreamHealth health;
     private final LatencyTracker latency = new LatencyTracker();
     private final Duration probeTimeout;
+    private final Runnable removeMeters;
 
     public Member(Upstream upstream, UpstreamHealth health, Duration probeTimeout) {
+        this(upstream, health, probeTimeout, () -> { });
+    }
+
+    private Member(Upstream upstream, UpstreamHealth health, Duration probeTimeout, Runnable removeMeters) {
         this.upstream = upstream;
         this.health = health;
         this.probeTimeout = probeTimeout;
+        this.removeMeters = removeMeters;
         health.setProber(this::probe);
+    }
+
+    /**
+     * Takes the member out of service for good (the settings no longer name it): no more probes,
+     * its connections closed (queries still in flight on them fail), its meters removed.
+     */
+    public void retire() {
+        health.close();
+        upstream.close();
+        removeMeters.run();
     }
 
     /** A DoT resolver as a member, with its own meters and circuit breaker, run on {@code loop}. */
@@ -54,7 +70,7 @@ public final class Member {
 
     private static Member withHealth(Upstream upstream, EventLoop loop, Probing probing, UpstreamMetrics metrics) {
         UpstreamHealth health = new UpstreamHealth(upstream.name(), loop, probing.firstBackOff(), probing.maxBackOff(), metrics);
-        return new Member(upstream, health, probing.probeTimeout());
+        return new Member(upstream, health, probing.probeTimeout(), metrics::remove);
     }
 
     public Upstream upstream() {

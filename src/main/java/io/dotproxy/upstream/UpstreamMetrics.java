@@ -2,11 +2,13 @@ package io.dotproxy.upstream;
 
 import io.dotproxy.metrics.Tally;
 import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.EnumMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -105,6 +107,18 @@ public final class UpstreamMetrics {
                 .description("Days until the upstream's certificate expires, as of the last handshake")
                 .tag("upstream", upstream)
                 .register(registry);
+    }
+
+    /**
+     * Removes every meter of this upstream from the registry: it was taken out of the settings.
+     * Were it added again later, its new meters would start at zero, not at stale counts.
+     */
+    void remove() {
+        for (Meter meter : List.copyOf(registry.getMeters())) {
+            if (upstream.equals(meter.getId().getTag("upstream"))) {
+                registry.remove(meter);
+            }
+        }
     }
 
     /** A counter of this upstream for one outcome, tagged {@code result}. */

@@ -8,12 +8,15 @@ import io.dotproxy.guard.AddressSet;
 import io.dotproxy.guard.Guard;
 import io.dotproxy.server.QueryPipeline;
 import io.dotproxy.testing.DnsClient;
+import io.dotproxy.testing.Eventually;
 import io.dotproxy.testing.FakeUpstream;
 import io.dotproxy.testing.ProxyHarness;
 import io.dotproxy.testing.TestCa;
 import io.dotproxy.upstream.DotResolver;
+import io.dotproxy.upstream.DotUpstream;
 import io.dotproxy.upstream.UpstreamAddress;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
@@ -80,23 +83,91 @@ class LiveApplyTest {
         }
     }
 
+    private static ProxySettings withResolvers(ProxySettings settings, FakeUpstream... upstreams) {
+        ProxySettings.Forwarding forwarding = settings.forwarding();
+        List<DotResolver> dot = new ArrayList<>();
+        for (FakeUpstream upstream : upstreams) {
+            dot.add(new DotResolver(UpstreamAddress.parse("127.0.0.1:" + upstream.port() + "#" + ProxyHarness.TLS_NAME, 853),
+                    Set.of()));
+        }
+        return new ProxySettings(settings.listen(), settings.guard(), settings.pipeline(), settings.cache(),
+                new ProxySettings.Forwarding(dot, forwarding.policy(), forwarding.fallback(), forwarding.fallbackMaxInFlight(),
+                        forwarding.caFile(), forwarding.connections(), forwarding.group(), forwarding.probing()));
+    }
+
+    private static String name(FakeUpstream upstream) {
+        return "127.0.0.1:" + upstream.port() + "#" + ProxyHarness.TLS_NAME;
+    }
+
     @Test
-    void anUpstreamChangeIsNotAppliedYetAndSaysSo() throws Exception {
-        try (FakeUpstream upstream = FakeUpstream.start(CERT, FakeUpstream.answering());
-             ProxyHarness proxy = ProxyHarness.start(CA, TIMEOUT, upstream)) {
+    void aNewResolverListTakesTheNextQueriesAndTheRemovedResolverRetiresAfterTheDeadline() throws Exception {
+        try (FakeUpstream first = FakeUpstream.start(CERT, FakeUpstream.answering());
+             FakeUpstream second = FakeUpstream.start(CERT, FakeUpstream.answering());
+             ProxyHarness proxy = ProxyHarness.start(CA, TIMEOUT, first)) {
+            assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("one.example.")).getRcode());
+            assertEquals(1, first.queries().size());
+            assertEquals(1, proxy.count("dotproxy.upstream.requests", "upstream", name(first), "result", "answered"));
+
+            ProxyRuntime.Applied applied = proxy.apply(withResolvers(proxy.settings(), second));
+
+            assertEquals(List.of(), applied.needsRestart(), "the resolver list changes live");
+            assertEquals(List.of(name(second)), proxy.group().members().stream().map(m -> m.name()).toList());
+            for (int i = 0; i < 3; i++) {
+                assertEquals(Rcode.NOERROR, DnsClient.tcp(proxy.port(), DnsClient.query("two" + i + ".example.")).getRcode());
+            }
+            assertEquals(1, first.queries().size(), "no new query for the removed resolver");
+            assertEquals(3, second.queries().size());
+            assertTrue(Eventually.holds(TIMEOUT.plusSeconds(5), Duration.ofMillis(100),
+                    () -> proxy.registry().find("dotproxy.upstream.requests").tag("upstream", name(first))
+                            .functionCounters().isEmpty()), "the removed resolver's meters go once it is retired");
+            assertEquals(3, proxy.count("dotproxy.upstream.requests", "upstream", name(second), "result", "answered"));
+        }
+    }
+
+    @Test
+    void aResolverThatStaysKeepsItsConnection() throws Exception {
+        try (FakeUpstream first = FakeUpstream.start(CERT, FakeUpstream.answering());
+             FakeUpstream second = FakeUpstream.start(CERT, FakeUpstream.answering());
+             ProxyHarness proxy = ProxyHarness.builder(CA).timeout(TIMEOUT).upstream(first).poolSize(1).start()) {
+            DnsClient.udp(proxy.port(), DnsClient.query("before.example."));
+            int handshakes = first.handshakesCompleted();
+
+            proxy.apply(withResolvers(proxy.settings(), first, second));
+            for (int i = 0; i < 5; i++) {
+                DnsClient.udp(proxy.port(), DnsClient.query("after" + i + ".example."));
+            }
+
+            assertEquals(6, first.queries().size(), "failover policy: the first resolver still answers");
+            assertEquals(handshakes, first.handshakesCompleted(), "no new TLS handshake: the same connection");
+            assertEquals(2, proxy.group().members().size());
+        }
+    }
+
+    @Test
+    void aNewResolverListWithAnotherConnectionTuningIsNotAppliedYetAndSaysSo() throws Exception {
+        try (FakeUpstream first = FakeUpstream.start(CERT, FakeUpstream.answering());
+             FakeUpstream second = FakeUpstream.start(CERT, FakeUpstream.answering());
+             ProxyHarness proxy = ProxyHarness.start(CA, TIMEOUT, first)) {
             ProxySettings settings = proxy.settings();
-            ProxySettings.Forwarding forwarding = settings.forwarding();
-            ProxySettings next = new ProxySettings(settings.listen(), settings.guard(), settings.pipeline(), settings.cache(),
-                    new ProxySettings.Forwarding(List.of(new DotResolver(UpstreamAddress.parse("192.0.2.9#" + ProxyHarness.TLS_NAME,
-                            853), Set.of())), forwarding.policy(), forwarding.fallback(), forwarding.fallbackMaxInFlight(),
-                            forwarding.caFile(), forwarding.connections(), forwarding.group(), forwarding.probing()));
+            ProxySettings moved = withResolvers(settings, second);
+            ProxySettings.Forwarding forwarding = moved.forwarding();
+            DotUpstream.Settings tuning = forwarding.connections();
+            ProxySettings next = new ProxySettings(moved.listen(), moved.guard(), moved.pipeline(), moved.cache(),
+                    new ProxySettings.Forwarding(forwarding.dot(), forwarding.policy(), forwarding.fallback(),
+                            forwarding.fallbackMaxInFlight(), forwarding.caFile(),
+                            new DotUpstream.Settings(tuning.connectTimeout(), tuning.idleTimeout(),
+                                    tuning.maxInFlight(), tuning.poolSize() + 1, tuning.handshakesPerSecond(),
+                                    tuning.handshakeBurst()),
+                            forwarding.group(), forwarding.probing()));
 
             ProxyRuntime.Applied applied = proxy.apply(next);
 
-            assertEquals(List.of("dotproxy.upstreams"), applied.needsRestart());
+            assertEquals(1, applied.needsRestart().size(), applied.needsRestart().toString());
+            assertTrue(applied.needsRestart().get(0).startsWith("dotproxy.upstreams"), applied.needsRestart().toString());
             assertEquals(settings, proxy.settings(), "the settings in force are unchanged");
             assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("still.example.")).getRcode());
-            assertEquals(1, upstream.queries().size(), "still the upstream in force");
+            assertEquals(1, first.queries().size(), "still the resolver in force");
+            assertEquals(0, second.queries().size());
         }
     }
 }
