@@ -61,14 +61,16 @@ final class SettingsReloader implements SettingsWatcher.Listener, AutoCloseable 
     public void changed() {
         ProxySettings next;
         try {
-            next = rereader.read();
+            SettingsRereader.Reading reading = rereader.read(file);
+            reading.maskedKeys().forEach(LOG::warn);
+            next = reading.settings();
         } catch (ConfigError e) {
             reject(e.getMessage());
             return;
         } catch (ConfigValidationException e) {
             reject(String.join("; ", ConfigProblems.describe(e)));
             return;
-        } catch (RuntimeException e) {
+        } catch (IOException | RuntimeException e) {
             reject(e.getMessage());
             return;
         }

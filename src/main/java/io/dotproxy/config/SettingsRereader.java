@@ -7,6 +7,7 @@ import io.smallrye.config.SmallRyeConfigBuilder;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.URL;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -34,14 +35,33 @@ final class SettingsRereader {
      * @throws IllegalArgumentException for a value SmallRye cannot even convert (ConfigProblems words it)
      */
     ProxySettings read() {
-        SmallRyeConfig config = mapping()
+        return read(config());
+    }
+
+    /**
+     * The settings as they stand now, and the lines that say which keys of the settings {@code file}
+     * are masked by an environment variable or {@code -D} (logged at every reload, as at start-up).
+     */
+    Reading read(Path file) throws IOException {
+        SmallRyeConfig config = config();
+        return new Reading(read(config), SettingsFile.maskedKeys(config, file, SettingsFile.read(file)));
+    }
+
+    private static ProxySettings read(SmallRyeConfig config) {
+        return SettingsReader.read(config.getConfigMapping(ProxyConfig.class), config.getOptionalValue("DoT_HOST", String.class));
+    }
+
+    /** Settings read again, with the masked keys of the file they were read from. */
+    record Reading(ProxySettings settings, List<String> maskedKeys) {}
+
+    private SmallRyeConfig config() {
+        return mapping()
                 .withProfiles(profiles)
                 .addDefaultInterceptors()
                 .addSystemSources()
                 .withSources(applicationProperties())
                 .withSources(new SettingsFile())
                 .build();
-        return SettingsReader.read(config.getConfigMapping(ProxyConfig.class), config.getOptionalValue("DoT_HOST", String.class));
     }
 
     /** A builder of {@link ProxyConfig} as Quarkus maps it (with Quarkus's duration syntax), sources still to add. */

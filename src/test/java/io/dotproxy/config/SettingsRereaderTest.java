@@ -47,6 +47,19 @@ class SettingsRereaderTest {
     }
 
     @Test
+    void aReadingSaysWhichKeysOfTheFileAreMasked() throws IOException {
+        Path file = Files.writeString(dir.resolve("settings.properties"), "dotproxy.timeout=3s\ndotproxy.policy=failover\n");
+        System.setProperty("dotproxy.config-file", file.toString());
+        System.setProperty("dotproxy.policy", "random");
+
+        SettingsRereader.Reading reading = new SettingsRereader(List.of("test")).read(file);
+
+        assertEquals(Duration.ofSeconds(3), reading.settings().pipeline().timeout());
+        assertEquals(List.of("dotproxy.policy in " + file + " has no effect: -Ddotproxy.policy sets it too"),
+                reading.maskedKeys());
+    }
+
+    @Test
     void aBadValueInTheChangedFileIsTheStartUpsOneLine() throws IOException {
         Path file = Files.writeString(dir.resolve("settings.properties"), "dotproxy.max-in-flight=0\n");
         System.setProperty("dotproxy.config-file", file.toString());
