@@ -150,12 +150,13 @@ public final class ProxyRuntime {
      *   <li>the pipeline's settings (deadline, UDP cap, in-flight cap, ECS);
      *   <li>the DoT resolver list: resolvers that stay keep their connections, circuit state and
      *       latency history; new ones are connected ahead; removed ones take no new query, and are
-     *       closed (and their meters removed) once every query sent to them has had its deadline.
+     *       closed (and their meters removed) once every query sent to them has had its deadline;
+     *   <li>the group's policy, the resolvers' order, retries and hedging.
      * </ul>
-     * The rest stays as it is and is listed in the result's {@code needsRestart}: the listen
-     * address always, and for now a new CA file or connection tuning, the forwarding policy,
-     * fallback, retries, hedging and probing, the cache's and client TCP settings. Call on the
-     * event loop.
+     * The rest stays as it is and is listed in
+     * the result's {@code needsRestart}: the listen address always, and for now a new CA file or
+     * connection tuning, the fallback, the attempt timeout (it is also the probes'), the cache's
+     * and the client TCP settings. Call on the event loop.
      *
      * @return the change against the settings in force, and what was left unapplied
      */
@@ -171,51 +172,65 @@ public final class ProxyRuntime {
         }
         ProxySettings.Forwarding was = settings.forwarding();
         ProxySettings.Forwarding now = next.forwarding();
-        List<DotResolver> resolvers = was.dot();
         boolean resolversChanged = !change.added().isEmpty() || !change.removed().isEmpty();
-        if (resolversChanged && (!was.caFile().equals(now.caFile()) || !was.connections().equals(now.connections()))) {
+        boolean newTls = !was.caFile().equals(now.caFile()) || !was.connections().equals(now.connections());
+        boolean applyResolvers = resolversChanged && !newTls;
+        if (resolversChanged && newTls) {
             notApplied.add("dotproxy.upstreams, dotproxy.tls.ca-file, dotproxy.upstream.* (a new CA file or connection tuning)");
-        } else if (resolversChanged) {
-            replaceResolvers(change, next.pipeline().timeout());
-            resolvers = now.dot();
+        }
+        // Policy, order, retries and hedging live in the group: a new group applies them. The
+        // fallback and the probing live in members: they wait for a restart.
+        boolean fallbackOrProbing = !was.fallback().equals(now.fallback())
+                || was.fallbackMaxInFlight() != now.fallbackMaxInFlight() || !was.probing().equals(now.probing());
+        boolean applyForwarding = change.changed().contains(SettingsChange.Part.FORWARDING) && !fallbackOrProbing;
+        if (fallbackOrProbing) {
+            notApplied.add("dotproxy.fallback, dotproxy.fallback-max-in-flight, dotproxy.upstream.attempt-timeout");
+        }
+        List<DotResolver> resolvers = applyResolvers || !resolversChanged ? now.dot() : was.dot();
+        String policy = applyForwarding ? now.policy() : was.policy();
+        UpstreamGroup.Settings groupSettings = applyForwarding ? now.group() : was.group();
+        if (applyResolvers || applyForwarding) {
+            regroup(applyResolvers ? change : null, resolvers, policy, groupSettings, next.pipeline().timeout());
+        } else {
+            resolvers = was.dot();
         }
         for (SettingsChange.Part part : change.changed()) {
             switch (part) {
                 case TCP -> notApplied.add("dotproxy.tcp.*");
                 case CACHE -> notApplied.add("dotproxy.cache.*");
-                case FORWARDING -> notApplied.add("dotproxy.policy/fallback/retry-on/all-down/hedge.*/upstream.*");
-                default -> { } // applied above
+                default -> { } // applied above, or named above
             }
         }
         // What is in force now: the applied parts from next, the rest as it was.
         settings = new ProxySettings(settings.listen(), next.guard(), next.pipeline(), settings.cache(),
-                new ProxySettings.Forwarding(resolvers, was.policy(), was.fallback(), was.fallbackMaxInFlight(),
-                        was.caFile(), was.connections(), was.group(), was.probing()));
+                new ProxySettings.Forwarding(resolvers, policy, was.fallback(), was.fallbackMaxInFlight(),
+                        was.caFile(), was.connections(), groupSettings, was.probing()));
         return new Applied(change, List.copyOf(notApplied));
     }
 
-    /** A new group of the kept and added resolvers takes the next queries; the removed ones retire. */
-    private void replaceResolvers(SettingsChange change, Duration deadline) {
+    /**
+     * A new group takes the next queries: the resolvers in {@code order} (those that stay are the
+     * same members), under {@code policy} and {@code groupSettings}; with {@code membership}, its
+     * added resolvers are connected ahead and its removed ones retire.
+     */
+    private void regroup(SettingsChange membership, List<DotResolver> order, String policy,
+                         UpstreamGroup.Settings groupSettings, Duration deadline) {
         ProxySettings.Forwarding forwarding = settings.forwarding();
-        for (DotResolver resolver : change.added()) {
-            Member member = Member.dot(resolver, parts.tls(), parts.loop(), forwarding.connections(), forwarding.probing(),
-                    parts.registry());
-            member.upstream().connectAhead();
-            members.put(resolver, member);
-        }
         List<Member> retiring = new ArrayList<>();
-        for (DotResolver resolver : change.removed()) {
-            retiring.add(members.remove(resolver));
+        if (membership != null) {
+            for (DotResolver resolver : membership.added()) {
+                Member member = Member.dot(resolver, parts.tls(), parts.loop(), forwarding.connections(),
+                        forwarding.probing(), parts.registry());
+                member.upstream().connectAhead();
+                members.put(resolver, member);
+            }
+            for (DotResolver resolver : membership.removed()) {
+                retiring.add(members.remove(resolver));
+            }
         }
-        List<Member> inOrder = new ArrayList<>();
-        for (DotResolver resolver : change.kept()) {
-            inOrder.add(members.get(resolver));
-        }
-        for (DotResolver resolver : change.added()) {
-            inOrder.add(members.get(resolver));
-        }
-        UpstreamGroup replacement = new UpstreamGroup(inOrder, Policy.named(forwarding.policy()), forwarding.group(),
-                parts.fallback(), parts.loop(), parts.groupMetrics());
+        List<Member> inOrder = order.stream().map(members::get).toList();
+        UpstreamGroup replacement = new UpstreamGroup(inOrder, Policy.named(policy), groupSettings, parts.fallback(),
+                parts.loop(), parts.groupMetrics());
         parts.forwardTo().accept(replacement);
         group = replacement;
         if (!retiring.isEmpty()) {

@@ -144,6 +144,33 @@ class LiveApplyTest {
     }
 
     @Test
+    void anotherPolicyTakesEffectAtTheNextQuery() throws Exception {
+        try (FakeUpstream first = FakeUpstream.start(CERT, FakeUpstream.answering());
+             FakeUpstream second = FakeUpstream.start(CERT, FakeUpstream.answering());
+             ProxyHarness proxy = ProxyHarness.builder(CA).timeout(TIMEOUT).upstream(first).upstream(second).start()) {
+            for (int i = 0; i < 4; i++) {
+                DnsClient.udp(proxy.port(), DnsClient.query("failover" + i + ".example."));
+            }
+            assertEquals(4, first.queries().size(), "failover: all to the first");
+            ProxySettings settings = proxy.settings();
+            ProxySettings.Forwarding forwarding = settings.forwarding();
+
+            ProxyRuntime.Applied applied = proxy.apply(new ProxySettings(settings.listen(), settings.guard(),
+                    settings.pipeline(), settings.cache(), new ProxySettings.Forwarding(forwarding.dot(), "round-robin",
+                            forwarding.fallback(), forwarding.fallbackMaxInFlight(), forwarding.caFile(),
+                            forwarding.connections(), forwarding.group(), forwarding.probing())));
+            for (int i = 0; i < 4; i++) {
+                DnsClient.udp(proxy.port(), DnsClient.query("round" + i + ".example."));
+            }
+
+            assertEquals(List.of(), applied.needsRestart());
+            assertEquals("round-robin", proxy.settings().forwarding().policy());
+            assertEquals(6, first.queries().size(), "round-robin: every other query");
+            assertEquals(2, second.queries().size());
+        }
+    }
+
+    @Test
     void aNewResolverListWithAnotherConnectionTuningIsNotAppliedYetAndSaysSo() throws Exception {
         try (FakeUpstream first = FakeUpstream.start(CERT, FakeUpstream.answering());
              FakeUpstream second = FakeUpstream.start(CERT, FakeUpstream.answering());
