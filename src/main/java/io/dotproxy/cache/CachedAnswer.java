@@ -138,7 +138,12 @@ final class CachedAnswer {
 
     /** Octets this entry holds in memory, roughly: what the cache's size bound counts. */
     int weight() {
-        return OVERHEAD + wire.length + question.length + 4 * ttlOffsets.length;
+        return weight(wire.length, question.length, ttlOffsets.length);
+    }
+
+    /** What an entry of these sizes weighs, known before its bytes are copied. */
+    static int weight(int wireLength, int questionLength, int ttlCount) {
+        return OVERHEAD + wireLength + questionLength + 4 * ttlCount;
     }
 
     String name() {

@@ -141,6 +141,11 @@ public final class ResponseCache {
         if (lifetime <= 0) {
             return Storing.ZERO_TTL;
         }
+        // Turned away before anything is copied: under a flood of new names this is the common case.
+        int weight = CachedAnswer.weight(view.length(), question.length, scan.offsets().length);
+        if (entries.wouldEvictFor(key, weight) && !doorkeeper.seenBefore(key)) {
+            return Storing.ONE_OFF;
+        }
         byte[] wire = new byte[view.length()];
         ByteBuf stored = Unpooled.wrappedBuffer(wire).setBytes(0, answer, view.start(), wire.length);
         for (int offset : scan.offsets()) {
@@ -149,12 +154,8 @@ public final class ResponseCache {
         }
         // A SERVFAIL holds no data to serve stale (RFC 8767 serves expired answers): it goes at its lifetime.
         long staleNanos = kind == Storing.SERVFAIL ? 0 : maxStaleNanos;
-        CachedAnswer entry = new CachedAnswer(question, Question.bits(parsed), wire, scan.offsets(), now, lifetime,
-                staleNanos, kind == Storing.NEGATIVE);
-        if (entries.wouldEvictFor(key, entry.weight()) && !doorkeeper.seenBefore(key)) {
-            return Storing.ONE_OFF;
-        }
-        entries.put(key, entry, now);
+        entries.put(key, new CachedAnswer(question, Question.bits(parsed), wire, scan.offsets(), now, lifetime,
+                staleNanos, kind == Storing.NEGATIVE), now);
         return kind;
     }
 
