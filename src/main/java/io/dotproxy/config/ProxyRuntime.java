@@ -186,13 +186,13 @@ public final class ProxyRuntime {
         if (fallbackOrProbing) {
             notApplied.add("dotproxy.fallback, dotproxy.fallback-max-in-flight, dotproxy.upstream.attempt-timeout");
         }
-        List<DotResolver> resolvers = applyResolvers || !resolversChanged ? now.dot() : was.dot();
+        List<DotResolver> resolvers = was.dot();
         String policy = applyForwarding ? now.policy() : was.policy();
         UpstreamGroup.Settings groupSettings = applyForwarding ? now.group() : was.group();
         if (applyResolvers || applyForwarding) {
+            // The new list, or the new order of the same resolvers; the old list when it must wait.
+            resolvers = applyResolvers || !resolversChanged ? now.dot() : was.dot();
             regroup(applyResolvers ? change : null, resolvers, policy, groupSettings, next.pipeline().timeout());
-        } else {
-            resolvers = was.dot();
         }
         for (SettingsChange.Part part : change.changed()) {
             switch (part) {
