@@ -43,6 +43,11 @@ public final class ProxyServer {
         this.tcp = new TcpListener(pipeline, metrics, settings.tcp());
     }
 
+    /** Client TCP connections accepted from now on get {@code next} (a reload); open ones keep theirs. */
+    public void reconfigure(TcpListener.Settings next) {
+        tcp.reconfigure(next);
+    }
+
     /**
      * Binds both listeners, blocking until done (call it at start-up, not on an event loop).
      *

@@ -61,7 +61,7 @@ public final class TcpListener {
 
     private final QueryPipeline pipeline;
     private final ServerMetrics metrics;
-    private final Settings settings;
+    private volatile Settings settings; // replaced by reconfigure(); a connection keeps those it opened with
     /** Open connections by client address; touched on the listener's event loop only. */
     private final Map<InetAddress, Integer> perClient = new HashMap<>();
 
@@ -69,6 +69,14 @@ public final class TcpListener {
         this.pipeline = pipeline;
         this.metrics = metrics;
         this.settings = settings;
+    }
+
+    /**
+     * Connections accepted from now on get {@code next} (a reload); those open keep the limits
+     * they opened with, as a client expects of a connection it holds.
+     */
+    public void reconfigure(Settings next) {
+        settings = next;
     }
 
     /** Binds the server socket; the returned future's channel is the listener. */
@@ -84,33 +92,34 @@ public final class TcpListener {
                 .childHandler(new ChannelInitializer<SocketChannel>() {
                     @Override
                     protected void initChannel(SocketChannel ch) {
-                        if (!metrics.tryOpenConnection(settings.maxConnections())) {
+                        Settings limits = settings;
+                        if (!metrics.tryOpenConnection(limits.maxConnections())) {
                             ch.close();
                             return;
                         }
                         ch.closeFuture().addListener(f -> metrics.connectionClosed());
                         InetAddress client = ch.remoteAddress().getAddress();
-                        if (!tryOpenFrom(client)) {
+                        if (!tryOpenFrom(client, limits.maxConnectionsPerClient())) {
                             metrics.connectionRejected(ServerMetrics.Rejection.PER_CLIENT);
                             ch.close();
                             return;
                         }
                         ch.closeFuture().addListener(f -> closedFrom(client));
                         ch.pipeline().addLast(
-                                new IdleStateHandler(0, 0, settings.idleTimeout().toMillis(), TimeUnit.MILLISECONDS),
-                                new FrameDecoder(settings.frameTimeout().toNanos(),
+                                new IdleStateHandler(0, 0, limits.idleTimeout().toMillis(), TimeUnit.MILLISECONDS),
+                                new FrameDecoder(limits.frameTimeout().toNanos(),
                                         () -> metrics.closedByProxy(ServerMetrics.Closing.FRAME_TIMEOUT)),
                                 new LengthFieldPrepender(2),
                                 new FlushConsolidationHandler(256, true),
-                                new ClientConnection());
+                                new ClientConnection(limits));
                     }
                 })
                 .bind(address);
     }
 
-    private boolean tryOpenFrom(InetAddress client) {
+    private boolean tryOpenFrom(InetAddress client, int maxConnectionsPerClient) {
         int open = perClient.getOrDefault(client, 0);
-        if (open >= settings.maxConnectionsPerClient()) {
+        if (open >= maxConnectionsPerClient) {
             return false;
         }
         perClient.put(client, open + 1);
@@ -123,6 +132,7 @@ public final class TcpListener {
 
     /** One client connection: counts what is outstanding, pauses reading, closes when idle or retired. */
     private final class ClientConnection extends ChannelInboundHandlerAdapter {
+        private final Settings limits;
         private ChannelHandlerContext ctx;
         private EventLoop loop;
         private InetSocketAddress client;
@@ -132,13 +142,17 @@ public final class TcpListener {
         private boolean inputClosed;
         private ScheduledFuture<?> ageLimit;
 
+        ClientConnection(Settings limits) {
+            this.limits = limits;
+        }
+
         @Override
         public void handlerAdded(ChannelHandlerContext ctx) {
             this.ctx = ctx;
             this.loop = ctx.channel().eventLoop();
             this.client = (InetSocketAddress) ctx.channel().remoteAddress();
-            if (!settings.maxAge().isZero()) {
-                ageLimit = loop.schedule(() -> retire(ServerMetrics.Closing.MAX_AGE), settings.maxAge().toNanos(),
+            if (!limits.maxAge().isZero()) {
+                ageLimit = loop.schedule(() -> retire(ServerMetrics.Closing.MAX_AGE), limits.maxAge().toNanos(),
                         TimeUnit.NANOSECONDS);
             }
         }
@@ -161,7 +175,7 @@ public final class TcpListener {
                 ctx.channel().config().setAutoRead(false);
             }
             pipeline.handle((ByteBuf) msg, new TcpExchange(this));
-            if (++queries == settings.maxQueries()) {
+            if (++queries == limits.maxQueries()) {
                 retire(ServerMetrics.Closing.MAX_QUERIES);
             }
         }

@@ -257,8 +257,18 @@ public final class ProxyHarness implements AutoCloseable {
         return runtime.settings();
     }
 
-    /** Applies {@code next} as a reload does, on the proxy's event loop, and waits for it. */
+    /**
+     * Applies {@code next} as a reload does, on the proxy's event loop, and waits until all of it
+     * is in force (new upstreams connected and taking queries).
+     */
     public ProxyRuntime.Applied apply(ProxySettings next) throws Exception {
+        ProxyRuntime.Applied applied = applyAsync(next);
+        applied.inForce().get(10, TimeUnit.SECONDS);
+        return applied;
+    }
+
+    /** Applies {@code next} as a reload does, and returns without waiting for new upstreams to take over. */
+    public ProxyRuntime.Applied applyAsync(ProxySettings next) throws Exception {
         return loop.next().submit(() -> runtime.apply(next)).get(5, TimeUnit.SECONDS);
     }
 
