@@ -83,6 +83,11 @@ final class ProxyProcess implements AutoCloseable {
         return process.exitValue();
     }
 
+    /** The process ID, to read the proxy's own state under /proc or to attach jcmd. */
+    long pid() {
+        return process.pid();
+    }
+
     String output() throws IOException {
         return Files.readString(log);
     }
