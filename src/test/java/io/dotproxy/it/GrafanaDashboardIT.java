@@ -33,14 +33,14 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * deploy/grafana-dashboard.json against a real scrape. The packaged proxy runs with the deployed
+ * deploy/monitoring/grafana-dashboard.json against a real scrape. The packaged proxy runs with the deployed
  * ConfigMap's settings file (its upstream pointed at a local unbound), answers queries over UDP
  * and TCP with the cache on, and is scraped: every metric name in the dashboard's PromQL is a
  * series of that scrape, every label it matches on is one that series carries, and the meters each
  * row stands on have data. The Deployment's probe paths are asked of the same proxy.
  */
 class GrafanaDashboardIT {
-    private static final Path DASHBOARD = Path.of("deploy", "grafana-dashboard.json");
+    private static final Path DASHBOARD = Path.of("deploy", "monitoring", "grafana-dashboard.json");
     private static final Path MANIFESTS = Path.of("deploy", "kubernetes.yml");
     /** Labels Prometheus adds to every series of a target. */
     private static final Set<String> TARGET_LABELS = Set.of("instance", "job");

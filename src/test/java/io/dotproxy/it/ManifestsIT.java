@@ -82,15 +82,28 @@ class ManifestsIT {
                 "deploy/kubernetes.yml is stale: cp " + GENERATED + " " + COMMITTED);
     }
 
+    /**
+     * {@code kubectl apply -f deploy} reads the *.yaml, *.yml and *.json files directly in deploy/
+     * (not in folders below it): those must be manifests, so the only one is kubernetes.yml.
+     */
+    @Test
+    void kubectlApplyMinusFReadsTheManifestsOnly() throws IOException {
+        List<Path> read;
+        try (Stream<Path> listing = Files.list(DEPLOY)) {
+            read = listing.filter(file -> Files.isRegularFile(file) && file.toString().matches(".*\\.(ya?ml|json)")).toList();
+        }
+        assertEquals(List.of(COMMITTED), read);
+        assertTrue(Files.isRegularFile(DEPLOY.resolve("Kustomization")), "kubectl apply -k deploy");
+    }
+
     /** Every manifest in deploy/, the optional ServiceMonitor too, is of a known kind with known fields only. */
     @Test
     void everyManifestInDeployReadsStrictly() throws IOException {
         List<Path> files;
-        try (Stream<Path> listing = Files.list(DEPLOY)) {
-            files = listing.filter(file -> file.toString().matches(".*\\.ya?ml"))
-                    .filter(file -> !file.getFileName().toString().equals("kustomization.yaml")).sorted().toList();
+        try (Stream<Path> listing = Files.walk(DEPLOY)) {
+            files = listing.filter(file -> file.toString().matches(".*\\.ya?ml")).sorted().toList();
         }
-        assertEquals(List.of(COMMITTED, DEPLOY.resolve("servicemonitor.yaml")), files);
+        assertEquals(List.of(COMMITTED, DEPLOY.resolve("monitoring").resolve("servicemonitor.yaml")), files);
         Manifests all = Manifests.read(files);
         assertEquals(Set.of("ConfigMap/" + NAME, "Deployment/" + NAME, "PodDisruptionBudget/" + NAME,
                 "Service/" + NAME, "ServiceMonitor/" + NAME), all.all().stream().map(ManifestsIT::id).collect(Collectors.toSet()));
