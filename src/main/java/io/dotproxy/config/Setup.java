@@ -1,6 +1,6 @@
 package io.dotproxy.config;
 
-import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.prometheus.PrometheusMeterRegistry;
 import io.quarkus.runtime.Quarkus;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
@@ -39,8 +39,14 @@ public class Setup {
     @Inject
     Vertx vertx;
 
+    /**
+     * The proxy's meters go straight into the Prometheus registry that {@code /q/metrics} reads,
+     * not through Quarkus's global composite: a timer recorded through the composite walks its
+     * children on every query, and records nothing until Quarkus has attached the Prometheus
+     * registry to it, which can be after the first queries are answered.
+     */
     @Inject
-    MeterRegistry registry;
+    PrometheusMeterRegistry registry;
 
     private volatile ProxyRuntime runtime;
     private volatile SettingsReloader reloader;
