@@ -253,9 +253,21 @@ public final class ProxyRuntime {
         return settings;
     }
 
-    /** Stops accepting queries and closes the upstreams. */
+    /** Closes the listeners and the upstreams at once: the queries in flight get no answer. */
     public void stop() {
         server.stop();
+        group.close();
+    }
+
+    /**
+     * The graceful stop (SIGTERM): the listeners drain (see {@link ProxyServer#drain}: not ready at
+     * once, serving for the drain delay, then every accepted query answered within its deadline and
+     * a second for the way back), then the upstreams close. Blocks the calling thread for all that:
+     * call it off the event loop.
+     */
+    public void drain() {
+        Duration deadline = parts.loop().submit(() -> settings.pipeline().timeout()).syncUninterruptibly().getNow();
+        server.drain(deadline.plusSeconds(1));
         group.close();
     }
 

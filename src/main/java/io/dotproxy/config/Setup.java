@@ -95,12 +95,19 @@ public class Setup {
         }
     }
 
+    /**
+     * The graceful stop, on SIGTERM: Quarkus fires this before it stops its HTTP server and Vert.x,
+     * so the probes read "draining" while this observer waits (off the DNS event loop) for the drain
+     * delay and the queries in flight. Quarkus' own pre-shutdown delay ({@code quarkus.shutdown.delay})
+     * is left off: {@code dotproxy.shutdown.drain-delay} is the one setting, checked like the others,
+     * and the drain is the same code the component tests run.
+     */
     void stop(@Observes ShutdownEvent event) {
         if (reloader != null) {
             reloader.close();
         }
         if (runtime != null) {
-            runtime.stop();
+            runtime.drain();
         }
     }
 

@@ -25,7 +25,10 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import org.jboss.logging.Logger;
@@ -37,7 +40,7 @@ import org.jboss.logging.Logger;
  * stops being read until answers drain, which pushes back on the client through TCP flow control.
  * A connection is retired after a number of queries or an age: it takes no more queries, and
  * closes once its last answer is written, so that long-lived clients spread over the replicas
- * behind a Service as they reconnect.
+ * behind a Service as they reconnect. A graceful stop retires every connection the same way.
  */
 public final class TcpListener {
     /**
@@ -64,6 +67,8 @@ public final class TcpListener {
     private final Settings settings;
     /** Open connections by client address; touched on the listener's event loop only. */
     private final Map<InetAddress, Integer> perClient = new HashMap<>();
+    /** Every open client connection, for a graceful stop; touched on the listener's event loop only. */
+    private final Set<ClientConnection> open = new HashSet<>();
 
     public TcpListener(QueryPipeline pipeline, ServerMetrics metrics, Settings settings) {
         this.pipeline = pipeline;
@@ -118,7 +123,25 @@ public final class TcpListener {
     }
 
     private void closedFrom(InetAddress client) {
-        perClient.computeIfPresent(client, (address, open) -> open > 1 ? open - 1 : null);
+        perClient.computeIfPresent(client, (address, count) -> count > 1 ? count - 1 : null);
+    }
+
+    /**
+     * The graceful stop's first step for clients (call on the event loop, once the acceptor is
+     * closed): every connection takes no more queries; an idle one closes at once, a busy one once
+     * its last answer is written.
+     */
+    void retireAll() {
+        for (ClientConnection connection : List.copyOf(open)) {
+            connection.retire(ServerMetrics.Closing.DRAIN);
+        }
+    }
+
+    /** Closes the connections still open (call on the event loop): their clients had their time. */
+    void closeAll() {
+        for (ClientConnection connection : List.copyOf(open)) {
+            connection.ctx.close();
+        }
     }
 
     /** One client connection: counts what is outstanding, pauses reading, closes when idle or retired. */
@@ -137,6 +160,7 @@ public final class TcpListener {
             this.ctx = ctx;
             this.loop = ctx.channel().eventLoop();
             this.client = (InetSocketAddress) ctx.channel().remoteAddress();
+            open.add(this);
             if (!settings.maxAge().isZero()) {
                 ageLimit = loop.schedule(() -> retire(ServerMetrics.Closing.MAX_AGE), settings.maxAge().toNanos(),
                         TimeUnit.NANOSECONDS);
@@ -145,6 +169,7 @@ public final class TcpListener {
 
         @Override
         public void handlerRemoved(ChannelHandlerContext ctx) {
+            open.remove(this);
             if (ageLimit != null) {
                 ageLimit.cancel(false);
             }
