@@ -37,6 +37,7 @@ public final class ProxyServer {
 
     private final Settings settings;
     private final QueryPipeline pipeline;
+    private final ServerMetrics metrics;
     private final UdpListener udp;
     private final TcpListener tcp;
     private final EventLoop loop;
@@ -48,6 +49,7 @@ public final class ProxyServer {
     public ProxyServer(Settings settings, QueryPipeline pipeline, ServerMetrics metrics, EventLoop loop) {
         this.settings = settings;
         this.pipeline = pipeline;
+        this.metrics = metrics;
         this.loop = loop;
         this.udp = new UdpListener(pipeline);
         this.tcp = new TcpListener(pipeline, metrics, settings.tcp());
@@ -153,9 +155,10 @@ public final class ProxyServer {
      * The graceful stop: from now on {@link #isStopping()} (readiness down), while both listeners
      * keep serving for the settings' drain delay, so that the Service's endpoints and kube-proxy
      * stop sending here; then stops accepting (no more datagrams read, the TCP acceptor closed,
-     * client connections retired: idle ones closed at once, busy ones once answered); waits until
-     * every accepted query is answered, at most {@code bound}; and closes the listeners. The UDP
-     * socket stays open, unread, until then: the answers to the queries it took leave through it.
+     * client connections retired: idle ones end at once, busy ones once answered); waits until
+     * every accepted query is answered and the client connections have ended, at most {@code
+     * bound}; and closes the listeners. The UDP socket stays open, unread, until then: the answers
+     * to the queries it took leave through it.
      * Blocks the calling thread, which must not be the event loop: the waiting happens here, and
      * every step on the listeners is done on their loop.
      *
@@ -176,8 +179,9 @@ public final class ProxyServer {
         });
         LOG.infof("Stopped accepting queries; %d in flight", accepted);
         long giveUpAt = System.nanoTime() + bound.toNanos();
-        // Nothing is read any more, so the count only falls as answers come back.
-        while (pipeline.inFlight() > 0 && System.nanoTime() - giveUpAt < 0) {
+        // Nothing is read any more, so the count only falls as answers come back; the client
+        // connections end a moment after their last answer (TcpListener: FIN, then the client's).
+        while ((pipeline.inFlight() > 0 || metrics.openConnections() > 0) && System.nanoTime() - giveUpAt < 0) {
             if (!pause(IN_FLIGHT_POLL_MILLIS)) {
                 break;
             }

@@ -204,4 +204,8 @@ public final class ServerMetrics {
     void connectionClosed() {
         openConnections.decrementAndGet();
     }
+
+    int openConnections() {
+        return openConnections.get();
+    }
 }

@@ -5,8 +5,8 @@ import io.dotproxy.net.Transport;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFuture;
-import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
@@ -15,6 +15,7 @@ import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
+import io.netty.channel.socket.DuplexChannel;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.codec.LengthFieldPrepender;
 import io.netty.handler.flush.FlushConsolidationHandler;
@@ -61,6 +62,8 @@ public final class TcpListener {
     private static final WriteBufferWaterMark WRITE_LIMITS = new WriteBufferWaterMark(32 * 1024, 64 * 1024);
     /** Queries outstanding per connection before reading pauses. */
     static final int MAX_PIPELINED = 100;
+    /** How long an ending connection waits for the client's FIN after its own (see ClientConnection#end). */
+    static final long LINGER_MILLIS = 1000;
 
     private final QueryPipeline pipeline;
     private final ServerMetrics metrics;
@@ -153,7 +156,12 @@ public final class TcpListener {
         private int queries;
         /** No more queries are read: the client half-closed, or the connection is retired. */
         private boolean inputClosed;
+        /** The client half-closed: everything it sent has been read. */
+        private boolean clientFinished;
+        /** Every query answered on a connection that takes no more: it is ending ({@link #end}). */
+        private boolean ending;
         private ScheduledFuture<?> ageLimit;
+        private ScheduledFuture<?> lingerLimit;
 
         @Override
         public void handlerAdded(ChannelHandlerContext ctx) {
@@ -172,6 +180,9 @@ public final class TcpListener {
             open.remove(this);
             if (ageLimit != null) {
                 ageLimit.cancel(false);
+            }
+            if (lingerLimit != null) {
+                lingerLimit.cancel(false);
             }
         }
 
@@ -192,8 +203,8 @@ public final class TcpListener {
         }
 
         /**
-         * Takes no more queries and closes once the last answer is written: between answers, so
-         * nothing the client asked is lost. Frames it sent after this point are not read.
+         * Takes no more queries and ends once the last answer is written ({@link #end}): between
+         * answers, so nothing the client asked is lost. Queries it sent after this point are not read.
          */
         private void retire(ServerMetrics.Closing reason) {
             if (inputClosed || !ctx.channel().isActive()) {
@@ -203,8 +214,36 @@ public final class TcpListener {
             inputClosed = true;
             ctx.channel().config().setAutoRead(false);
             if (outstanding == 0) {
-                ctx.close();
+                end();
             }
+        }
+
+        /**
+         * Ends a connection that takes no more queries and has none outstanding, without losing an
+         * answer: first every answer handed to the channel is written (a close would drop those still
+         * queued); then, when the client has not half-closed, a FIN after them, and what the client
+         * still sends is read and dropped until its own FIN, or {@link #LINGER_MILLIS}. A close with
+         * client octets unread would send RST instead of FIN, and a RST discards the answers the
+         * kernel has not sent yet (RFC 1122 §4.2.2.13).
+         */
+        private void end() {
+            if (ending) {
+                if (clientFinished) {
+                    ctx.close(); // its FIN came while lingering
+                }
+                return;
+            }
+            ending = true;
+            // Written below the framing, an empty buffer completes once every answer before it has.
+            ctx.pipeline().context(LengthFieldPrepender.class).writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(written -> {
+                if (clientFinished || !written.isSuccess()) {
+                    ctx.close();
+                    return;
+                }
+                ((DuplexChannel) ctx.channel()).shutdownOutput();
+                ctx.channel().config().setAutoRead(true);
+                lingerLimit = loop.schedule(() -> ctx.close(), LINGER_MILLIS, TimeUnit.MILLISECONDS);
+            });
         }
 
         @Override
@@ -238,13 +277,11 @@ public final class TcpListener {
 
         private void finish(ByteBuf answer) {
             outstanding--;
-            boolean lastBeforeClose = inputClosed && outstanding == 0;
-            if (answer != null && lastBeforeClose) {
-                ctx.writeAndFlush(answer).addListener(ChannelFutureListener.CLOSE);
-            } else if (answer != null) {
+            if (answer != null) {
                 ctx.writeAndFlush(answer, ctx.voidPromise());
-            } else if (lastBeforeClose) {
-                ctx.close();
+            }
+            if (inputClosed && outstanding == 0) {
+                end();
             }
             resumeReadingIfDrained();
         }
@@ -256,8 +293,9 @@ public final class TcpListener {
             } else if (event instanceof ChannelInputShutdownEvent) {
                 // The client sent all its queries (half-close): answer them, then close.
                 inputClosed = true;
+                clientFinished = true;
                 if (outstanding == 0) {
-                    ctx.close();
+                    end();
                 }
             }
             ctx.fireUserEventTriggered(event);
