@@ -40,7 +40,7 @@ import org.jboss.logging.Logger;
  * and caps on open connections, in all and per client. A connection with many queries outstanding
  * stops being read until answers drain, which pushes back on the client through TCP flow control.
  * A connection is retired after a number of queries or an age: it takes no more queries, and
- * closes once its last answer is written, so that long-lived clients spread over the replicas
+ * ends (FIN) once its last answer is written, so that long-lived clients spread over the replicas
  * behind a Service as they reconnect. A graceful stop retires every connection the same way.
  */
 public final class TcpListener {
@@ -131,8 +131,8 @@ public final class TcpListener {
 
     /**
      * The graceful stop's first step for clients (call on the event loop, once the acceptor is
-     * closed): every connection takes no more queries; an idle one closes at once, a busy one once
-     * its last answer is written.
+     * closed): every connection takes no more queries; an idle one ends at once, a busy one once
+     * its last answer is written (see ClientConnection#end).
      */
     void retireAll() {
         for (ClientConnection connection : List.copyOf(open)) {
@@ -189,7 +189,7 @@ public final class TcpListener {
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
             if (inputClosed) {
-                ((ByteBuf) msg).release(); // frames already decoded when the connection was retired
+                ((ByteBuf) msg).release(); // decoded after the connection was retired: not read, no answer
                 return;
             }
             outstanding++;
