@@ -162,7 +162,7 @@ public final class ProxyRuntime {
      *       (each ends by its deadline), then close, and their meters go; a new fallback likewise;
      *   <li>the group's policy, the resolvers' order, retries, hedging and attempt timeout.
      * </ul>
-     * Only the listen address and port wait for a restart: they are listed in the result's
+     * Only the listen address and port, and the drain delay, wait for a restart: they are listed in the result's
      * {@code needsRestart}. Call on the event loop.
      *
      * @return the change against the settings in force, and what was left unapplied
@@ -200,7 +200,8 @@ public final class ProxyRuntime {
             fallback = fallbackFor(now);
         }
         ProxyServer.Settings listen = settings.listen();
-        settings = new ProxySettings(new ProxyServer.Settings(listen.host(), listen.port(), next.listen().tcp()),
+        settings = new ProxySettings(new ProxyServer.Settings(listen.host(), listen.port(), next.listen().tcp(),
+                listen.drainDelay()),
                 next.guard(), next.pipeline(), next.cache(), now);
         Future<Void> inForce = loop.newSucceededFuture(null);
         if (!change.added().isEmpty() || !change.removed().isEmpty()
@@ -316,7 +317,7 @@ public final class ProxyRuntime {
         return settings;
     }
 
-    /** Stops accepting queries and closes the upstreams. */
+    /** Closes the listeners and the upstreams at once: the queries in flight get no answer. */
     public void stop() {
         server.stop();
         closeUpstreams();
@@ -331,6 +332,18 @@ public final class ProxyRuntime {
             others.removeAll(group.members());
             others.forEach(Member::close);
         });
+    }
+
+    /**
+     * The graceful stop (SIGTERM): the listeners drain (see {@link ProxyServer#drain}: not ready at
+     * once, serving for the drain delay, then every accepted query answered within its deadline and
+     * a second for the way back), then the upstreams close. Blocks the calling thread for all that:
+     * call it off the event loop.
+     */
+    public void drain() {
+        Duration deadline = loop.submit(() -> settings.pipeline().timeout()).syncUninterruptibly().getNow();
+        server.drain(deadline.plusSeconds(1));
+        closeUpstreams();
     }
 
     public ProxyServer server() {

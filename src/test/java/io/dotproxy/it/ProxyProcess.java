@@ -14,7 +14,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
-/** The packaged proxy ({@code target/quarkus-app/quarkus-run.jar}) run as its own process. */
+/**
+ * The packaged proxy ({@code target/quarkus-app/quarkus-run.jar}) run as its own process. It stops
+ * at once on SIGTERM (drain delay 0s) unless the test sets {@code dotproxy.shutdown.drain-delay}
+ * (or {@code DOTPROXY_SHUTDOWN_DRAIN_DELAY}) itself.
+ */
 final class ProxyProcess implements AutoCloseable {
     static final Path JAR = Path.of("target", "quarkus-app", "quarkus-run.jar");
 
@@ -46,6 +50,7 @@ final class ProxyProcess implements AutoCloseable {
         command.add(JAR.toString());
         Path log = Files.createTempFile(dir, "proxy", ".log");
         ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
+        builder.environment().put("DOTPROXY_SHUTDOWN_DRAIN_DELAY", "0s"); // -D and the test's own variables win
         builder.environment().putAll(environment);
         return new ProxyProcess(builder.start(), log);
     }
@@ -73,6 +78,11 @@ final class ProxyProcess implements AutoCloseable {
         if (!isReady) {
             throw new IOException("proxy not ready in time: " + output());
         }
+    }
+
+    /** Sends SIGTERM (what {@link Process#destroy()} sends on Linux) and returns at once: the proxy drains, then exits. */
+    void terminate() {
+        process.destroy();
     }
 
     /** Waits for the process to end on its own; its exit code. */
