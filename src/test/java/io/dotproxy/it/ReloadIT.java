@@ -16,7 +16,6 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
@@ -41,17 +40,9 @@ class ReloadIT {
     private static final int QUERIES = 1200;
     private static final long PACE_NANOS = TimeUnit.MILLISECONDS.toNanos(5); // 200 q/s, about 6 s
 
-    private Path mount;
 
-    /** Writes a ConfigMap version as the kubelet does and swaps {@code ..data} to it in one rename. */
-    private void publish(String version, String contents) throws Exception {
-        Path versionDir = Files.createDirectory(mount.resolve("..2026_12_05_" + version));
-        Files.writeString(versionDir.resolve("dot-proxy.properties"), contents);
-        Path staging = Files.createSymbolicLink(mount.resolve("..data_tmp"), versionDir.getFileName());
-        Files.move(staging, mount.resolve("..data"), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-    }
 
-    private static String settings(UnboundServer upstream, Path caFile) {
+    static String settings(UnboundServer upstream, Path caFile) {
         return "dotproxy.upstreams=127.0.0.1:" + upstream.port() + "#" + UnboundServer.TLS_NAME + "\n"
                 + "dotproxy.tls.ca-file=" + caFile + "\n"
                 + "# every query must reach a resolver, so that their counters tell where it went\n"
@@ -61,7 +52,6 @@ class ReloadIT {
     @Test
     void aSymlinkSwapMovesTheQueriesToTheOtherResolverWithoutOneFailing() throws Exception {
         Path dir = Files.createTempDirectory("dot-proxy-reload");
-        mount = Files.createDirectory(dir.resolve("config"));
         TestCa ca = TestCa.create();
         Path caFile = ca.writePem(dir.resolve("ca.pem"));
         UnboundServer.Options counting = new UnboundServer.Options(true, true, List.of());
@@ -69,8 +59,8 @@ class ReloadIT {
         int http = DigAgainstUnboundIT.freePort();
         try (UnboundServer a = UnboundServer.start(ca, Files.createDirectory(dir.resolve("a")), DigAgainstUnboundIT.freePort(), counting);
              UnboundServer b = UnboundServer.start(ca, Files.createDirectory(dir.resolve("b")), DigAgainstUnboundIT.freePort(), counting)) {
-            publish("v1", settings(a, caFile));
-            Path file = Files.createSymbolicLink(mount.resolve("dot-proxy.properties"), Path.of("..data", "dot-proxy.properties"));
+            ConfigMapMount mount = ConfigMapMount.create(dir, settings(a, caFile));
+            Path file = mount.file();
             try (ProxyProcess proxy = ProxyProcess.start(dir, Map.of(
                     "dotproxy.listen.host", "127.0.0.1",
                     "dotproxy.listen.port", String.valueOf(dns),
@@ -82,7 +72,7 @@ class ReloadIT {
 
                 CompletableFuture<int[]> stream = CompletableFuture.supplyAsync(() -> ask(dns));
                 Thread.sleep(2000); // a third of the stream on the first resolver
-                publish("v2", settings(b, caFile));
+                mount.publish(settings(b, caFile));
                 int[] outcome = stream.get(60, TimeUnit.SECONDS);
 
                 assertEquals(QUERIES, outcome[0], "every query answered, none timed out: " + proxy.output());
@@ -99,7 +89,7 @@ class ReloadIT {
                 assertEquals(0, ask(dns, 50)[1]);
                 assertEquals(aAfter, a.queries(), "the first resolver gets no query any more");
 
-                publish("v3", "dotproxy.upstreams=not an address\n");
+                mount.publish("dotproxy.upstreams=not an address\n");
                 assertTrue(Eventually.holds(Duration.ofSeconds(30), Duration.ofMillis(200),
                         () -> get(http, "/q/metrics").contains("dotproxy_config_reloads_total{result=\"rejected\"} 1.0")),
                         proxy.output());

@@ -18,7 +18,6 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -55,29 +54,15 @@ class ReloadSoakIT {
     /** The query deadline set below, plus the second a retired member waits beyond it, plus margin. */
     private static final Duration RETIREMENT = Duration.ofSeconds(2 + 1 + 2);
 
-    private Path mount;
-    private int version;
 
-    /** Writes a ConfigMap version as the kubelet does and swaps {@code ..data} to it in one rename. */
-    private void publish(String contents) throws Exception {
-        Path versionDir = Files.createDirectory(mount.resolve("..2026_12_05_v" + ++version));
-        Files.writeString(versionDir.resolve("dot-proxy.properties"), contents);
-        Path staging = Files.createSymbolicLink(mount.resolve("..data_tmp"), versionDir.getFileName());
-        Files.move(staging, mount.resolve("..data"), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-    }
 
     private static String settings(UnboundServer upstream, Path caFile) {
-        return "dotproxy.upstreams=127.0.0.1:" + upstream.port() + "#" + UnboundServer.TLS_NAME + "\n"
-                + "dotproxy.tls.ca-file=" + caFile + "\n"
-                + "dotproxy.timeout=2s\n"
-                + "# every query must reach a resolver, so that their counters tell where it went\n"
-                + "dotproxy.cache.enabled=false\n";
+        return ReloadIT.settings(upstream, caFile) + "dotproxy.timeout=2s\n";
     }
 
     @Test
     void fiftyReloadsUnderLoadFailNoQueryAndLeakNothing() throws Exception {
         Path dir = Files.createTempDirectory("dot-proxy-soak");
-        mount = Files.createDirectory(dir.resolve("config"));
         TestCa ca = TestCa.create();
         Path caFile = ca.writePem(dir.resolve("ca.pem"));
         UnboundServer.Options counting = new UnboundServer.Options(true, true, List.of());
@@ -86,8 +71,8 @@ class ReloadSoakIT {
         try (UnboundServer a = UnboundServer.start(ca, Files.createDirectory(dir.resolve("a")), DigAgainstUnboundIT.freePort(), counting);
              UnboundServer b = UnboundServer.start(ca, Files.createDirectory(dir.resolve("b")), DigAgainstUnboundIT.freePort(), counting)) {
             UnboundServer[] resolvers = {a, b};
-            publish(settings(a, caFile));
-            Path file = Files.createSymbolicLink(mount.resolve("dot-proxy.properties"), Path.of("..data", "dot-proxy.properties"));
+            ConfigMapMount mount = ConfigMapMount.create(dir, settings(a, caFile));
+            Path file = mount.file();
             try (ProxyProcess proxy = ProxyProcess.start(dir, JVM, Map.of(
                     "dotproxy.listen.host", "127.0.0.1",
                     "dotproxy.listen.port", String.valueOf(dns),
@@ -98,7 +83,7 @@ class ReloadSoakIT {
                 // Two reloads before the baseline: what the first reload creates once (classes, JIT code) is not a leak.
                 int generation = 1;
                 for (int i = 0; i < 2; i++) {
-                    publish(settings(resolvers[(i + 1) % 2], caFile));
+                    mount.publish(settings(resolvers[(i + 1) % 2], caFile));
                     awaitGeneration(http, ++generation, proxy);
                 }
                 long queriesBefore = a.queries() + b.queries(); // read while nothing is asked
@@ -108,7 +93,7 @@ class ReloadSoakIT {
 
                 List<Long> rss = new ArrayList<>();
                 for (int i = 0; i < RELOADS; i++) {
-                    publish(settings(resolvers[(i + 1) % 2], caFile)); // b, a, b, ...: the warm-up ended on a
+                    mount.publish(settings(resolvers[(i + 1) % 2], caFile)); // b, a, b, ...: the warm-up ended on a
                     awaitGeneration(http, ++generation, proxy);
                     Thread.sleep(150); // queries flow through each new group
                     if (i % 10 == 9) {
@@ -130,7 +115,8 @@ class ReloadSoakIT {
                         "connections to the resolvers back to the baseline: " + before + " / " + after);
                 // Sockets, pipes, epoll and event descriptors exactly as before; files may differ, as the
                 // class loader opens a library's jar when it first needs a class from it.
-                assertEquals(before.nonFiles(), after.nonFiles(),
+                // (One fewer is not a leak: at the baseline a connection can still be closing.)
+                assertTrue(after.nonFiles() <= before.nonFiles(),
                         "file descriptors back to the baseline, those that differ: " + before.differences(after));
                 assertEquals(1L, live.get("DotUpstream"), "one resolver in force, every retired one collected: " + live);
                 assertEquals(1L, live.get("Member"), live.toString());
