@@ -9,6 +9,9 @@ import io.dotproxy.testing.Eventually;
 import io.dotproxy.testing.FakeUpstream;
 import io.dotproxy.testing.ProxyHarness;
 import io.dotproxy.testing.TestCa;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.EOFException;
 import java.io.IOException;
 import java.net.ConnectException;
 import java.net.DatagramPacket;
@@ -178,6 +181,49 @@ class DrainTest {
             assertEquals(null, receive(udp, 500), "the query sent after the proxy stopped accepting gets no answer");
             assertEquals(1, proxy.count("dotproxy.server.queries", "proto", "udp"), "and was never read");
             assertEquals(1, upstream.queries().size(), "nor forwarded");
+        }
+    }
+
+    @Test
+    void aClientThatHalfClosesWhileItsAnswersAreStillQueuedGetsEveryOne() throws Exception {
+        int queries = 60;
+        // About 50 KB an answer, to a client that reads nothing yet: most answers wait in the proxy.
+        FakeUpstream.Behaviour large = (query, connection) -> new FakeUpstream.Answer(
+                FakeUpstream.answerTxt(query, 200, 250), Duration.ZERO);
+        try (FakeUpstream upstream = FakeUpstream.start(CA.issue(List.of(ProxyHarness.TLS_NAME), List.of()), large);
+             ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).start();
+             Socket client = new Socket()) {
+            client.setReceiveBufferSize(4096);
+            client.connect(new InetSocketAddress(InetAddress.getLoopbackAddress(), proxy.port()));
+            client.setSoTimeout(5000);
+            DataOutputStream out = new DataOutputStream(client.getOutputStream());
+            for (int i = 0; i < queries; i++) {
+                byte[] wire = DnsClient.query("large" + i + ".drain.example.").toWire();
+                out.writeShort(wire.length);
+                out.write(wire);
+            }
+            out.flush();
+            assertTrue(Eventually.holds(Duration.ofSeconds(5), Duration.ofMillis(5),
+                    () -> upstream.queries().size() == queries && proxy.inFlight() == 0), "every answer handed to the client's connection");
+
+            CompletableFuture<Void> drain = drainInBackground(proxy);
+            Thread.sleep(100); // the connection is retired: its answers are being written, then its FIN
+            client.shutdownOutput(); // the client's FIN, before it has read its answers
+
+            DataInputStream in = new DataInputStream(client.getInputStream());
+            int answers = 0;
+            try {
+                while (answers < queries) {
+                    byte[] answer = new byte[in.readUnsignedShort()];
+                    in.readFully(answer);
+                    assertEquals(Rcode.NOERROR, new Message(answer).getRcode());
+                    answers++;
+                }
+            } catch (EOFException closedEarly) {
+                // counted below
+            }
+            assertEquals(queries, answers, "every answer queued before the client's FIN reached it");
+            drain.get(5, TimeUnit.SECONDS);
         }
     }
 
