@@ -2,6 +2,8 @@ package io.dotproxy.it;
 
 import io.dotproxy.testing.Eventually;
 import java.time.Duration;
+import java.time.LocalTime;
+import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -28,7 +30,6 @@ final class EndpointsController implements AutoCloseable {
     private final Duration period;
     private final Map<String, String> readinessByAddress = Collections.synchronizedMap(new LinkedHashMap<>());
     private final List<String> history = new CopyOnWriteArrayList<>();
-    private final long started = System.nanoTime();
     private final Thread loop;
     private volatile Set<String> endpoints = Set.of();
     private volatile Exception failure;
@@ -65,7 +66,7 @@ final class EndpointsController implements AutoCloseable {
         });
     }
 
-    /** Each change of the endpoints, with the time since the controller started. */
+    /** Each change of the endpoints, with the time of day (as the proxies' logs have it). */
     List<String> history() {
         return List.copyOf(history);
     }
@@ -85,7 +86,7 @@ final class EndpointsController implements AutoCloseable {
                 if (!ready.equals(endpoints)) {
                     service.route(new ArrayList<>(ready));
                     endpoints = Set.copyOf(ready);
-                    history.add(String.format("%.1f s: %s", (System.nanoTime() - started) / 1e9, ready));
+                    history.add(LocalTime.now().truncatedTo(ChronoUnit.MILLIS) + " " + ready);
                 }
                 long wait = next - System.nanoTime();
                 if (wait > 0) {

@@ -27,7 +27,7 @@ import java.util.regex.Pattern;
  * keeps its socket would otherwise keep sending to the endpoint it got until the entry times out.
  * TCP connections are left alone, as kube-proxy leaves them: they end on their own.
  */
-final class ServiceNat {
+final class ServiceNat implements AutoCloseable {
     private static final String TABLE = "cluster_ip";
     private static final Pattern PACKETS = Pattern.compile("counter packets (\\d+)");
 
@@ -44,7 +44,10 @@ final class ServiceNat {
         this.targetPort = targetPort;
     }
 
-    /** Installs the Service's rules with no endpoint yet: nothing listens on the ClusterIP, so a client is refused. */
+    /**
+     * Installs the Service's rules with no endpoint yet: nothing listens on the ClusterIP, so a
+     * client is refused. One Service at a time in a namespace: the rules have a fixed table name.
+     */
     static ServiceNat install(NetworkNamespace namespace, String clusterIp, int port, int targetPort)
             throws IOException, InterruptedException {
         ServiceNat service = new ServiceNat(namespace, clusterIp, port, targetPort);
@@ -118,6 +121,13 @@ final class ServiceNat {
             throw new IOException("no counter in the stray_answers chain");
         }
         return Long.parseLong(packets.group(1));
+    }
+
+    /** Deletes the Service's rules and its flows. */
+    @Override
+    public void close() throws IOException, InterruptedException {
+        namespace.run("nft", "delete", "table", "ip", TABLE);
+        namespace.execute("conntrack", "-D", "--orig-dst", clusterIp); // exits 1 when there was none
     }
 
     private void apply(String rules) throws IOException, InterruptedException {

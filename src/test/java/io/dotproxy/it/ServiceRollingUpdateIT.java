@@ -13,7 +13,6 @@ import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -29,6 +28,13 @@ import org.junit.jupiter.api.Test;
  * <p>A rolling update loses no query only if each replica keeps answering after SIGTERM until the
  * Service has stopped sending it new flows ({@code dotproxy.shutdown.drain-delay}); with a delay
  * of 0 the same roll loses queries, which shows that the test can fail.
+ *
+ * <p>What "no query lost" leaves out: when kube-proxy deletes a replica's UDP flows, an answer still
+ * in flight comes back from the replica's own address instead of the ClusterIP's ({@link ServiceNat}
+ * counts them, the test prints the count). dnsperf reads an unconnected socket and takes it; a
+ * client with a connected socket (glibc's stub resolver, CoreDNS's forward) drops it and asks again
+ * after its timeout. That race is kube-proxy's, the same for any server behind a Service, and no
+ * drain closes it.
  */
 class ServiceRollingUpdateIT {
     private static final String CLUSTER_IP = "127.0.0.100";
@@ -51,7 +57,6 @@ class ServiceRollingUpdateIT {
     private static UnboundServer unbound;
     private static Path caFile;
     private static Path queries;
-    private static ServiceNat service;
 
     @BeforeAll
     static void buildTheService() throws Exception {
@@ -65,7 +70,6 @@ class ServiceRollingUpdateIT {
                 namespace);
         queries = Files.writeString(dir.resolve("queries.txt"),
                 names.stream().map(name -> name + " A").collect(Collectors.joining("\n", "", "\n")));
-        service = ServiceNat.install(namespace, CLUSTER_IP, SERVICE_PORT, ProxyDeployment.DNS_PORT);
     }
 
     @AfterAll
@@ -81,14 +85,10 @@ class ServiceRollingUpdateIT {
         }
     }
 
-    @AfterEach
-    void noEndpoints() throws Exception {
-        service.route(List.of());
-    }
-
     @Test
     void theClusterIpSpreadsQueriesOverTheReadyReplicasAndLosesNone() throws Exception {
-        try (EndpointsController endpoints = new EndpointsController(namespace, service, SYNC_PERIOD);
+        try (ServiceNat service = ServiceNat.install(namespace, CLUSTER_IP, SERVICE_PORT, ProxyDeployment.DNS_PORT);
+             EndpointsController endpoints = new EndpointsController(namespace, service, SYNC_PERIOD);
              ProxyDeployment deployment = deployment(11, DRAIN_DELAY, endpoints)) {
             deployment.scaleUp(3);
             Load.Reports reports;
@@ -97,7 +97,7 @@ class ServiceRollingUpdateIT {
                 reports = load.stop();
             }
 
-            String context = context(reports, endpoints, deployment);
+            String context = context(reports, service, endpoints, deployment);
             assertNothingLost(reports.udp(), context);
             assertNothingLost(reports.tcp(), context);
             assertEveryReplicaAnswered(deployment.traffic(), context);
@@ -106,11 +106,14 @@ class ServiceRollingUpdateIT {
 
     @Test
     void aRollingUpdateLosesNoQueryWhenEachReplicaDrains() throws Exception {
-        try (EndpointsController endpoints = new EndpointsController(namespace, service, SYNC_PERIOD);
+        try (ServiceNat service = ServiceNat.install(namespace, CLUSTER_IP, SERVICE_PORT, ProxyDeployment.DNS_PORT);
+             EndpointsController endpoints = new EndpointsController(namespace, service, SYNC_PERIOD);
              ProxyDeployment deployment = deployment(21, DRAIN_DELAY, endpoints)) {
             Load.Reports reports = roll(deployment, endpoints);
 
-            String context = context(reports, endpoints, deployment);
+            String context = context(reports, service, endpoints, deployment);
+            System.out.println("A rolling update with a " + DRAIN_DELAY + " drain delay: "
+                    + summary(reports, service, endpoints, deployment));
             assertNothingLost(reports.udp(), context);
             assertNothingLost(reports.tcp(), context);
             assertEquals(6, deployment.traffic().size(), context);
@@ -120,14 +123,16 @@ class ServiceRollingUpdateIT {
 
     @Test
     void aRollingUpdateWithoutDrainDelayLosesQueries() throws Exception {
-        try (EndpointsController endpoints = new EndpointsController(namespace, service, SYNC_PERIOD);
+        try (ServiceNat service = ServiceNat.install(namespace, CLUSTER_IP, SERVICE_PORT, ProxyDeployment.DNS_PORT);
+             EndpointsController endpoints = new EndpointsController(namespace, service, SYNC_PERIOD);
              ProxyDeployment deployment = deployment(31, "0s", endpoints)) {
             Load.Reports reports = roll(deployment, endpoints);
 
-            String context = context(reports, endpoints, deployment);
+            String context = context(reports, service, endpoints, deployment);
             long udpLoss = reports.udp().lost() + reports.udp().failed();
             long tcpLoss = reports.tcp().lost() + reports.tcp().failed();
-            System.out.printf("Without a drain delay, a rolling update lost or failed %d UDP and %d TCP queries%n", udpLoss, tcpLoss);
+            System.out.printf("Without a drain delay, a rolling update lost or failed %d UDP and %d TCP queries: %s%n",
+                    udpLoss, tcpLoss, summary(reports, service, endpoints, deployment));
             assertTrue(udpLoss + tcpLoss > 0, "queries lost without a drain delay: " + context);
         }
     }
@@ -205,13 +210,24 @@ class ServiceRollingUpdateIT {
         });
     }
 
-    private static String context(Load.Reports reports, EndpointsController endpoints, ProxyDeployment deployment)
-            throws Exception {
-        StringBuilder text = new StringBuilder();
+    /** What happened, in a few lines. */
+    private static String summary(Load.Reports reports, ServiceNat service, EndpointsController endpoints,
+                                  ProxyDeployment deployment) throws Exception {
+        return "\nUDP: " + outcome(reports.udp()) + "\nTCP: " + outcome(reports.tcp())
+                + "\nendpoints: " + endpoints.history()
+                + "\nqueries by replica: " + deployment.traffic()
+                + "\nanswers that missed their flow (see ServiceNat): " + service.strayAnswers();
+    }
+
+    private static String outcome(DnsperfLoad.Report report) {
+        return "sent " + report.sent() + ", lost " + report.lost() + ", interrupted " + report.interrupted() + ", " + report.rcodes();
+    }
+
+    /** The summary, dnsperf's reports and the end of each replica's log, for a failure's message. */
+    private static String context(Load.Reports reports, ServiceNat service, EndpointsController endpoints,
+                                  ProxyDeployment deployment) throws Exception {
+        StringBuilder text = new StringBuilder(summary(reports, service, endpoints, deployment));
         text.append("\nUDP: ").append(reports.udp().summary()).append("\nTCP: ").append(reports.tcp().summary());
-        text.append("\nendpoints: ").append(endpoints.history());
-        text.append("\nqueries by replica: ").append(deployment.traffic());
-        text.append("\nanswers that missed their flow (see ServiceNat): ").append(service.strayAnswers());
         for (ProxyDeployment.Replica replica : deployment.replicas()) {
             List<String> lines = replica.log().lines().toList();
             text.append("\n--- ").append(replica.address()).append(" (last lines)\n")
