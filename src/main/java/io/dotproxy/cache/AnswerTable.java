@@ -20,8 +20,8 @@ final class AnswerTable {
     private static final int MAX_SLOTS = 1 << 30;
     private static final long FREE = 0; // a free slot; a key of 0 is stored as 1 (see slotKey)
 
-    private final long budget;
-    private final int maxSlots;
+    private long budget;
+    private int maxSlots;
     private final Runnable evicted;
     private long[] keys;
     private CachedAnswer[] values;
@@ -36,11 +36,34 @@ final class AnswerTable {
      * @param evicted told of each entry evicted for room while it could still be served
      */
     AnswerTable(long budget, Runnable evicted) {
-        this.budget = budget;
         this.evicted = evicted;
-        long mostEntries = Math.max(1, budget / CachedAnswer.MIN_WEIGHT);
-        this.maxSlots = (int) Math.min(MAX_SLOTS, Math.max(MIN_SLOTS, Long.highestOneBit(mostEntries) << 2));
+        setBudget(budget);
         allocate(Math.min(MIN_SLOTS, maxSlots));
+    }
+
+    private void setBudget(long octets) {
+        budget = octets;
+        long mostEntries = Math.max(1, octets / CachedAnswer.MIN_WEIGHT);
+        maxSlots = (int) Math.min(MAX_SLOTS, Math.max(MIN_SLOTS, Long.highestOneBit(mostEntries) << 2));
+    }
+
+    /**
+     * From now on the entries may weigh {@code octets} in all: a smaller budget evicts (expired
+     * entries and unmarked ones first, as for room) down to it, and gives back slots it no longer
+     * needs; a larger one lets the table grow further. The entries that fit stay.
+     */
+    void resize(long octets, long now) {
+        setBudget(octets);
+        while (size > 0 && (bytes > budget || size > maxSlots / 2)) {
+            evictOne(now);
+        }
+        int slots = keys.length;
+        while (slots > MIN_SLOTS && (slots > maxSlots || size <= slots / 8)) {
+            slots >>>= 1; // at most a quarter full after the shrink, as growth leaves it
+        }
+        if (slots != keys.length) {
+            rehash(slots);
+        }
     }
 
     /** The entry under {@code key} that can still be served at {@code now}, or null; marks it used. */
@@ -168,10 +191,14 @@ final class AnswerTable {
     }
 
     private void grow() {
+        rehash(keys.length * 2);
+    }
+
+    private void rehash(int slots) {
         long[] oldKeys = keys;
         CachedAnswer[] oldValues = values;
         boolean[] oldReferenced = referenced;
-        allocate(oldKeys.length * 2);
+        allocate(slots);
         for (int j = 0; j < oldKeys.length; j++) {
             if (oldKeys[j] != FREE) {
                 int i = home(oldKeys[j]);

@@ -14,6 +14,7 @@ import io.dotproxy.upstream.UpstreamFailure;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.EventLoop;
+import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -49,10 +50,11 @@ public final class CachingUpstream implements Upstream, LocalAnswers {
     private final ResponseCache cache;
     private Upstream next; // replaced by forwardTo(), on the event loop
     private final EventLoop loop;
-    private final long refreshTimeoutNanos;
-    private final long staleAnswerTimeoutNanos;
-    private final boolean serveStale;
-    private final int prefetchAfter;
+    // Replaced by reconfigure(), on the event loop.
+    private long refreshTimeoutNanos;
+    private long staleAnswerTimeoutNanos;
+    private boolean serveStale;
+    private int prefetchAfter;
     private final CacheMetrics metrics;
     private final Map<Long, Pending> inFlight = new HashMap<>();
 
@@ -66,11 +68,24 @@ public final class CachingUpstream implements Upstream, LocalAnswers {
         this.cache = cache;
         this.next = next;
         this.loop = loop;
-        this.refreshTimeoutNanos = refreshTimeout.toNanos();
-        this.staleAnswerTimeoutNanos = settings.staleAnswerTimeout().toNanos();
-        this.serveStale = !settings.maxStale().isZero();
-        this.prefetchAfter = settings.prefetchAfter();
         this.metrics = metrics;
+        reconfigure(settings, refreshTimeout);
+    }
+
+    /**
+     * From the next query on: these settings (a reload; the cache's own are {@link
+     * ResponseCache#reconfigure}'s) and this deadline for background refreshes. Call on the event loop.
+     */
+    public void reconfigure(ResponseCache.Settings settings, Duration refreshTimeout) {
+        refreshTimeoutNanos = refreshTimeout.toNanos();
+        staleAnswerTimeoutNanos = settings.staleAnswerTimeout().toNanos();
+        serveStale = !settings.maxStale().isZero();
+        prefetchAfter = settings.prefetchAfter();
+    }
+
+    /** The cache this answers from. */
+    public ResponseCache cache() {
+        return cache;
     }
 
     @Override
@@ -144,8 +159,8 @@ public final class CachingUpstream implements Upstream, LocalAnswers {
     }
 
     @Override
-    public void connectAhead() {
-        next.connectAhead();
+    public Future<Void> connectAhead() {
+        return next.connectAhead();
     }
 
     @Override

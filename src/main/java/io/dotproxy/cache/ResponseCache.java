@@ -53,10 +53,11 @@ public final class ResponseCache {
 
     private final AnswerTable entries;
     private final Doorkeeper doorkeeper = new Doorkeeper();
-    private final long minTtl;
-    private final long maxTtl;
-    private final long maxNegativeTtl;
-    private final long maxStaleNanos;
+    // Replaced by reconfigure(), on the event loop.
+    private long minTtl;
+    private long maxTtl;
+    private long maxNegativeTtl;
+    private long maxStaleNanos;
     private final LongSupplier clock;
     private final CacheMetrics metrics;
 
@@ -64,14 +65,28 @@ public final class ResponseCache {
      * @param clock {@link System#nanoTime()}, or a test's clock: the cache reads time only from it
      */
     public ResponseCache(Settings settings, LongSupplier clock, CacheMetrics metrics) {
-        this.minTtl = settings.minTtl().toSeconds();
-        this.maxTtl = settings.maxTtl().toSeconds();
-        this.maxNegativeTtl = settings.maxNegativeTtl().toSeconds();
-        this.maxStaleNanos = settings.maxStale().toNanos();
         this.clock = clock;
         this.metrics = metrics;
         this.entries = new AnswerTable(settings.maxBytes(), metrics::evicted);
+        setLifetimes(settings);
         metrics.watch(this);
+    }
+
+    /**
+     * Keeps answers by {@code settings} from now on (a reload). The entries stay, since no setting
+     * changes what a key means, with the lifetimes they were given; a smaller size bound evicts
+     * down to it at once. Call on the event loop.
+     */
+    public void reconfigure(Settings settings) {
+        setLifetimes(settings);
+        entries.resize(settings.maxBytes(), now());
+    }
+
+    private void setLifetimes(Settings settings) {
+        minTtl = settings.minTtl().toSeconds();
+        maxTtl = settings.maxTtl().toSeconds();
+        maxNegativeTtl = settings.maxNegativeTtl().toSeconds();
+        maxStaleNanos = settings.maxStale().toNanos();
     }
 
     /** The time now, from the cache's clock. */

@@ -194,6 +194,9 @@ public interface ProxyConfig {
     /** Connections to the upstreams. */
     Upstream upstream();
 
+    /** The graceful stop on SIGTERM. */
+    Shutdown shutdown();
+
     /** Listening address and port, shared by UDP and TCP. */
     interface Listen {
         /** IP address to bind; {@code ::} is every IPv6 and IPv4 address. */
@@ -243,6 +246,17 @@ public interface ProxyConfig {
         /** Largest UDP answer, even if a client advertises more (DNS Flag Day 2020: 1232). */
         @WithDefault("1232")
         int maxPayload();
+    }
+
+    /** How the proxy stops. */
+    interface Shutdown {
+        /**
+         * On SIGTERM, readiness goes down at once and the proxy keeps answering this long (so that
+         * the Service's endpoints and kube-proxy stop sending here); then it stops accepting, answers
+         * every query it accepted, and exits. 0s: stop accepting at once.
+         */
+        @WithDefault("5s")
+        Duration drainDelay();
     }
 
     /** Upstream connection settings. */

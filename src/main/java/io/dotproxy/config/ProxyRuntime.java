@@ -19,14 +19,18 @@ import io.dotproxy.upstream.Upstream;
 import io.dotproxy.upstream.UpstreamGroup;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.channel.EventLoop;
+import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.Promise;
+import io.netty.util.concurrent.PromiseCombiner;
+import io.netty.util.concurrent.ScheduledFuture;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
-import java.util.function.Consumer;
 import java.util.List;
 import org.jboss.logging.Logger;
 
@@ -50,24 +54,44 @@ public final class ProxyRuntime {
     private ProxySettings settings;
     private volatile UpstreamGroup group;
     private Admission guard;
+    private TlsClientContext tls;
+    private UpstreamGroup fallback; // null: strict
+    private CachingUpstream caching; // null until the cache is first turned on
+    private boolean cacheOn; // whether the pipeline answers from the cache and forwards through it
+    /** Every DoT resolver of the settings in force, with its member (in the group, or about to be). */
     private final Map<DotResolver, Member> members;
+    /** Members out of the settings that still serve the group in use: retired after the next regroup takes over. */
+    private final List<Member> leaving = new ArrayList<>();
+    /** Counts regroups, so that a group still connecting ahead is dropped when a newer one comes. */
+    private long regroups;
+
     private final QueryPipeline pipeline;
     private final ProxyServer server;
-    private final Parts parts;
+    private final EventLoop loop;
+    private final MeterRegistry registry;
+    private final GroupMetrics groupMetrics;
+    private final GuardMetrics guardMetrics;
 
-    /** What the assembly made once and a reload builds on: the loop, the meters, TLS, the fallback. */
-    private record Parts(EventLoop loop, MeterRegistry registry, TlsClientContext tls, GroupMetrics groupMetrics,
-                         UpstreamGroup fallback, GuardMetrics guardMetrics, Consumer<Upstream> forwardTo) {}
-
-    private ProxyRuntime(ProxySettings settings, UpstreamGroup group, Map<DotResolver, Member> members,
-                         Admission guard, QueryPipeline pipeline, ProxyServer server, Parts parts) {
+    private ProxyRuntime(ProxySettings settings, EventLoop loop, MeterRegistry registry) {
         this.settings = settings;
-        this.group = group;
-        this.members = members;
-        this.guard = guard;
-        this.pipeline = pipeline;
-        this.server = server;
-        this.parts = parts;
+        this.loop = loop;
+        this.registry = registry;
+        this.tls = tlsFor(settings.forwarding().caFile());
+        this.groupMetrics = new GroupMetrics(registry);
+        this.guardMetrics = new GuardMetrics(registry);
+        ProxySettings.Forwarding forwarding = settings.forwarding();
+        this.members = new LinkedHashMap<>();
+        for (DotResolver resolver : forwarding.dot()) {
+            members.put(resolver, Member.dot(resolver, tls, loop, forwarding.connections(), forwarding.probing(), registry));
+        }
+        this.fallback = fallbackFor(forwarding);
+        this.group = new UpstreamGroup(List.copyOf(members.values()), Policy.named(forwarding.policy()),
+                forwarding.group(), fallback, loop, groupMetrics);
+        ServerMetrics serverMetrics = new ServerMetrics(registry);
+        this.guard = new Guard(settings.guard(), guardMetrics);
+        this.pipeline = new QueryPipeline(guard, LocalAnswers.NONE, group, settings.pipeline(), serverMetrics);
+        applyCache(settings.cache(), settings.pipeline().timeout());
+        this.server = new ProxyServer(settings.listen(), pipeline, serverMetrics, loop);
     }
 
     /**
@@ -77,47 +101,27 @@ public final class ProxyRuntime {
      * @throws ConfigError when the CA file named in the settings holds no usable certificate
      */
     public static ProxyRuntime assemble(ProxySettings settings, EventLoop loop, MeterRegistry registry) {
-        ProxySettings.Forwarding forwarding = settings.forwarding();
-        TlsClientContext tls;
+        return new ProxyRuntime(settings, loop, registry);
+    }
+
+    private static TlsClientContext tlsFor(Optional<Path> caFile) {
         try {
-            tls = TlsClientContext.create(forwarding.caFile());
+            return TlsClientContext.create(caFile);
         } catch (IllegalArgumentException e) {
-            throw new ConfigError("dotproxy.tls.ca-file", forwarding.caFile().map(Path::toString).orElse(""), e.getMessage());
+            throw new ConfigError("dotproxy.tls.ca-file", caFile.map(Path::toString).orElse(""), e.getMessage());
         }
-        GroupMetrics groupMetrics = new GroupMetrics(registry);
-        Map<DotResolver, Member> members = new LinkedHashMap<>();
-        for (DotResolver resolver : forwarding.dot()) {
-            members.put(resolver, Member.dot(resolver, tls, loop, forwarding.connections(), forwarding.probing(), registry));
+    }
+
+    /** The plain fallback the settings name, as a group of its own, or null. */
+    private UpstreamGroup fallbackFor(ProxySettings.Forwarding forwarding) {
+        if (forwarding.fallback().isEmpty()) {
+            return null;
         }
-        UpstreamGroup fallback = null;
-        if (!forwarding.fallback().isEmpty()) {
-            List<Member> plain = new ArrayList<>();
-            for (InetSocketAddress server : forwarding.fallback()) {
-                plain.add(Member.plain(server, loop, forwarding.fallbackMaxInFlight(), forwarding.probing(), registry));
-            }
-            fallback = UpstreamGroup.plainFallback(plain, forwarding.group().attemptTimeout(), loop, groupMetrics);
+        List<Member> plain = new ArrayList<>();
+        for (InetSocketAddress server : forwarding.fallback()) {
+            plain.add(Member.plain(server, loop, forwarding.fallbackMaxInFlight(), forwarding.probing(), registry));
         }
-        UpstreamGroup group = new UpstreamGroup(List.copyOf(members.values()), Policy.named(forwarding.policy()),
-                forwarding.group(), fallback, loop, groupMetrics);
-        ServerMetrics serverMetrics = new ServerMetrics(registry);
-        GuardMetrics guardMetrics = new GuardMetrics(registry);
-        Guard guard = new Guard(settings.guard(), guardMetrics);
-        LocalAnswers localAnswers = LocalAnswers.NONE;
-        Upstream forwardTo = group;
-        CachingUpstream caching = null;
-        ResponseCache.Settings cacheSettings = settings.cache();
-        if (cacheSettings.enabled()) {
-            CacheMetrics cacheMetrics = new CacheMetrics(registry);
-            ResponseCache cache = new ResponseCache(cacheSettings, System::nanoTime, cacheMetrics);
-            caching = new CachingUpstream(cache, cacheSettings, group, loop, settings.pipeline().timeout(), cacheMetrics);
-            localAnswers = caching;
-            forwardTo = caching;
-        }
-        QueryPipeline pipeline = new QueryPipeline(guard, localAnswers, forwardTo, settings.pipeline(), serverMetrics);
-        ProxyServer server = new ProxyServer(settings.listen(), pipeline, serverMetrics, loop);
-        Consumer<Upstream> swap = caching != null ? caching::forwardTo : pipeline::forwardTo;
-        return new ProxyRuntime(settings, group, members, guard, pipeline, server,
-                new Parts(loop, registry, tls, groupMetrics, fallback, guardMetrics, swap));
+        return UpstreamGroup.plainFallback(plain, forwarding.group().attemptTimeout(), loop, groupMetrics);
     }
 
     /**
@@ -138,104 +142,162 @@ public final class ProxyRuntime {
             group.close(); // the connections opened ahead would otherwise outlive the failed start
             throw e;
         }
-        LOG.infof("Forwarding over DNS-over-TLS (%s) to %s (policy %s)", parts.tls().provider(),
+        LOG.infof("Forwarding over DNS-over-TLS (%s) to %s (policy %s)", tls.provider(),
                 settings.forwarding().dot(),
                 settings.forwarding().policy());
     }
 
     /**
-     * Applies, from the next query on, what of {@code next} this runtime can change while it runs:
+     * Applies {@code next} to the running proxy, from the next query on, without failing a query:
      * <ul>
-     *   <li>the guard (allow-list, refusal, rate limits; the rate limiter starts afresh);
-     *   <li>the pipeline's settings (deadline, UDP cap, in-flight cap, ECS);
-     *   <li>the DoT resolver list: resolvers that stay keep their connections, circuit state and
-     *       latency history; new ones are connected ahead; removed ones take no new query, and are
-     *       closed (and their meters removed) once every query sent to them has had its deadline;
-     *   <li>the group's policy, the resolvers' order, retries and hedging.
+     *   <li>the guard (allow-list, refusal, rate limits; the rate limiter starts afresh), the
+     *       pipeline's settings (deadline, UDP cap, in-flight cap, ECS), and the client TCP limits
+     *       (for connections accepted from now on);
+     *   <li>the cache's settings: its entries stay (no setting changes what a key means); a smaller
+     *       size evicts down to it; turned off, it is emptied; turned on, it starts empty;
+     *   <li>the upstreams: resolvers that stay keep their connections, circuit state and latency
+     *       history; new ones (every one, with a new CA file or connection tuning) are connected
+     *       ahead, and the new group takes queries once their connections are ready or have failed
+     *       (within the connect timeout); removed ones take no new query, finish those in flight
+     *       (each ends by its deadline), then close, and their meters go; a new fallback likewise;
+     *   <li>the group's policy, the resolvers' order, retries, hedging and attempt timeout.
      * </ul>
-     * The rest stays as it is and is listed in
-     * the result's {@code needsRestart}: the listen address always, and for now a new CA file or
-     * connection tuning, the fallback, the attempt timeout (it is also the probes'), the cache's
-     * and the client TCP settings. Call on the event loop.
+     * Only the listen address and port, and the drain delay, wait for a restart: they are listed in the result's
+     * {@code needsRestart}. Call on the event loop.
      *
      * @return the change against the settings in force, and what was left unapplied
+     * @throws ConfigError when a new CA file holds no usable certificate; nothing has changed then
      */
     public Applied apply(ProxySettings next) {
         SettingsChange change = SettingsChange.between(settings, next);
-        List<String> notApplied = new ArrayList<>(change.needsRestart());
+        ProxySettings.Forwarding was = settings.forwarding();
+        ProxySettings.Forwarding now = next.forwarding();
+        // What can fail comes first, so that a rejected change leaves everything as it was.
+        TlsClientContext nextTls = was.caFile().equals(now.caFile()) ? tls : tlsFor(now.caFile());
+
         boolean newGuard = change.changed().contains(SettingsChange.Part.GUARD);
-        if (newGuard || change.changed().contains(SettingsChange.Part.PIPELINE)) {
+        boolean newPipeline = change.changed().contains(SettingsChange.Part.PIPELINE);
+        if (newGuard || newPipeline) {
             if (newGuard) {
-                guard = new Guard(next.guard(), parts.guardMetrics());
+                guard = new Guard(next.guard(), guardMetrics);
             }
             pipeline.reconfigure(guard, next.pipeline());
         }
-        ProxySettings.Forwarding was = settings.forwarding();
-        ProxySettings.Forwarding now = next.forwarding();
-        boolean resolversChanged = !change.added().isEmpty() || !change.removed().isEmpty();
-        boolean newTls = !was.caFile().equals(now.caFile()) || !was.connections().equals(now.connections());
-        boolean applyResolvers = resolversChanged && !newTls;
-        if (resolversChanged && newTls) {
-            notApplied.add("dotproxy.upstreams, dotproxy.tls.ca-file, dotproxy.upstream.* (a new CA file or connection tuning)");
+        if (change.changed().contains(SettingsChange.Part.TCP)) {
+            server.reconfigure(next.listen().tcp());
         }
-        // Policy, order, retries and hedging live in the group: a new group applies them. The
-        // fallback and the probing live in members: they wait for a restart.
-        boolean fallbackOrProbing = !was.fallback().equals(now.fallback())
+        if (change.changed().contains(SettingsChange.Part.CACHE) || newPipeline) {
+            applyCache(next.cache(), next.pipeline().timeout());
+        }
+        tls = nextTls;
+        boolean newFallback = !was.fallback().equals(now.fallback())
                 || was.fallbackMaxInFlight() != now.fallbackMaxInFlight() || !was.probing().equals(now.probing());
-        boolean applyForwarding = change.changed().contains(SettingsChange.Part.FORWARDING) && !fallbackOrProbing;
-        if (fallbackOrProbing) {
-            notApplied.add("dotproxy.fallback, dotproxy.fallback-max-in-flight, dotproxy.upstream.attempt-timeout");
-        }
-        List<DotResolver> resolvers = was.dot();
-        String policy = applyForwarding ? now.policy() : was.policy();
-        UpstreamGroup.Settings groupSettings = applyForwarding ? now.group() : was.group();
-        if (applyResolvers || applyForwarding) {
-            // The new list, or the new order of the same resolvers; the old list when it must wait.
-            resolvers = applyResolvers || !resolversChanged ? now.dot() : was.dot();
-            regroup(applyResolvers ? change : null, resolvers, policy, groupSettings, next.pipeline().timeout());
-        }
-        for (SettingsChange.Part part : change.changed()) {
-            switch (part) {
-                case TCP -> notApplied.add("dotproxy.tcp.*");
-                case CACHE -> notApplied.add("dotproxy.cache.*");
-                default -> { } // applied above, or named above
+        if (newFallback) {
+            if (fallback != null) {
+                fallback.members().forEach(Member::removeMeters); // before their successors register theirs
+                leaving.addAll(fallback.members());
             }
+            fallback = fallbackFor(now);
         }
-        // What is in force now: the applied parts from next, the rest as it was.
-        settings = new ProxySettings(settings.listen(), next.guard(), next.pipeline(), settings.cache(),
-                new ProxySettings.Forwarding(resolvers, policy, was.fallback(), was.fallbackMaxInFlight(),
-                        was.caFile(), was.connections(), groupSettings, was.probing()));
-        return new Applied(change, List.copyOf(notApplied));
+        ProxyServer.Settings listen = settings.listen();
+        settings = new ProxySettings(new ProxyServer.Settings(listen.host(), listen.port(), next.listen().tcp(),
+                listen.drainDelay()),
+                next.guard(), next.pipeline(), next.cache(), now);
+        Future<Void> inForce = loop.newSucceededFuture(null);
+        if (!change.added().isEmpty() || !change.removed().isEmpty()
+                || change.changed().contains(SettingsChange.Part.FORWARDING)) {
+            inForce = regroup(change, now, next.pipeline().timeout());
+        }
+        return new Applied(change, change.needsRestart(), inForce);
     }
 
     /**
-     * A new group takes the next queries: the resolvers in {@code order} (those that stay are the
-     * same members), under {@code policy} and {@code groupSettings}; with {@code membership}, its
-     * added resolvers are connected ahead and its removed ones retire.
+     * Turns the cache on or off, or gives it new settings. Once made, the cache is kept (its
+     * meters watch it), emptied while it is off.
      */
-    private void regroup(SettingsChange membership, List<DotResolver> order, String policy,
-                         UpstreamGroup.Settings groupSettings, Duration deadline) {
-        ProxySettings.Forwarding forwarding = settings.forwarding();
-        List<Member> retiring = new ArrayList<>();
-        if (membership != null) {
-            for (DotResolver resolver : membership.added()) {
-                Member member = Member.dot(resolver, parts.tls(), parts.loop(), forwarding.connections(),
-                        forwarding.probing(), parts.registry());
-                member.upstream().connectAhead();
-                members.put(resolver, member);
+    private void applyCache(ResponseCache.Settings cacheSettings, Duration deadline) {
+        if (cacheSettings.enabled()) {
+            if (caching == null) {
+                CacheMetrics metrics = new CacheMetrics(registry);
+                ResponseCache cache = new ResponseCache(cacheSettings, System::nanoTime, metrics);
+                caching = new CachingUpstream(cache, cacheSettings, group, loop, deadline, metrics);
+            } else {
+                caching.cache().reconfigure(cacheSettings);
+                caching.reconfigure(cacheSettings, deadline);
             }
-            for (DotResolver resolver : membership.removed()) {
-                retiring.add(members.remove(resolver));
+            pipeline.route(caching, caching);
+            cacheOn = true;
+        } else if (caching != null) {
+            pipeline.route(LocalAnswers.NONE, group);
+            cacheOn = false;
+            ResponseCache cache = caching.cache();
+            cache.clear();
+            // Answers to the queries in flight when it went off would still be stored: empty it again after them.
+            loop.schedule(() -> {
+                if (!cacheOn) {
+                    cache.clear();
+                }
+            }, deadline.plusSeconds(1).toMillis(), TimeUnit.MILLISECONDS);
+        }
+    }
+
+    /**
+     * Builds the group that {@code now} describes: the members of resolvers that stay, new members
+     * for those {@code change} adds (connected ahead), none for those it removes. It takes the next
+     * queries once every new member's connection is ready or has failed (bounded by the connect
+     * and handshake timeouts), unless a newer regroup has come by then; until that moment the group
+     * in use keeps serving, so no query waits for a handshake.
+     *
+     * @return done when the new group has taken over, or a newer one has replaced it
+     */
+    private Future<Void> regroup(SettingsChange change, ProxySettings.Forwarding now, Duration deadline) {
+        for (DotResolver resolver : change.removed()) {
+            Member member = members.remove(resolver);
+            leaving.add(member);
+            if (change.added().stream().anyMatch(added -> added.toString().equals(member.name()))) {
+                member.removeMeters(); // replaced under the same name: the successor's meters must be its own
             }
         }
-        List<Member> inOrder = order.stream().map(members::get).toList();
-        UpstreamGroup replacement = new UpstreamGroup(inOrder, Policy.named(policy), groupSettings, parts.fallback(),
-                parts.loop(), parts.groupMetrics());
-        parts.forwardTo().accept(replacement);
+        PromiseCombiner connecting = new PromiseCombiner(loop);
+        for (DotResolver resolver : change.added()) {
+            Member member = Member.dot(resolver, tls, loop, now.connections(), now.probing(), registry);
+            members.put(resolver, member);
+            connecting.add(member.upstream().connectAhead());
+        }
+        UpstreamGroup replacement = new UpstreamGroup(now.dot().stream().map(members::get).toList(),
+                Policy.named(now.policy()), now.group(), fallback, loop, groupMetrics);
+        long generation = ++regroups;
+        Promise<Void> settled = loop.newPromise();
+        connecting.finish(settled);
+        // Connect and handshake are each bounded by the connect timeout; the timer is a backstop.
+        Duration atMost = now.connections().connectTimeout().multipliedBy(2).plusSeconds(1);
+        ScheduledFuture<?> backstop = loop.schedule(() -> settled.trySuccess(null), atMost.toMillis(),
+                TimeUnit.MILLISECONDS);
+        Promise<Void> tookOver = loop.newPromise();
+        settled.addListener(done -> {
+            backstop.cancel(false);
+            if (generation == regroups) {
+                takeOver(replacement, deadline);
+            }
+            tookOver.setSuccess(null);
+        });
+        return tookOver;
+    }
+
+    /** {@code replacement} takes the next queries; the members that left retire once their queries have had their deadline. */
+    private void takeOver(UpstreamGroup replacement, Duration deadline) {
+        if (caching != null) {
+            caching.forwardTo(replacement);
+        }
+        if (!cacheOn) {
+            pipeline.forwardTo(replacement);
+        }
         group = replacement;
-        if (!retiring.isEmpty()) {
-            // Every query already sent to them ends by its deadline; a little more for the answer's way back.
-            parts.loop().schedule(() -> retiring.forEach(Member::retire), deadline.plusSeconds(1).toMillis(),
+        if (!leaving.isEmpty()) {
+            List<Member> retiring = List.copyOf(leaving);
+            leaving.clear();
+            // A little more than the deadline, for the answers' way back.
+            loop.schedule(() -> retiring.forEach(Member::retire), deadline.plusSeconds(1).toMillis(),
                     TimeUnit.MILLISECONDS);
         }
     }
@@ -245,18 +307,43 @@ public final class ProxyRuntime {
      *
      * @param change the difference from the settings that were in force
      * @param needsRestart the settings (keys or key groups) whose new values wait for a restart
+     * @param inForce done once the new upstreams take the queries (new resolvers are connected
+     *     first); every other part is in force when {@code apply} returns
      */
-    public record Applied(SettingsChange change, List<String> needsRestart) {}
+    public record Applied(SettingsChange change, List<String> needsRestart, Future<Void> inForce) {}
 
     /** The settings in force: those assembled, with what {@link #apply} applied since. */
     public ProxySettings settings() {
         return settings;
     }
 
-    /** Stops accepting queries and closes the upstreams. */
+    /** Closes the listeners and the upstreams at once: the queries in flight get no answer. */
     public void stop() {
         server.stop();
+        closeUpstreams();
+    }
+
+    /** Closes every upstream: in the group in use, about to take over, or leaving. */
+    private void closeUpstreams() {
         group.close();
+        loop.execute(() -> {
+            List<Member> others = new ArrayList<>(members.values());
+            others.addAll(leaving);
+            others.removeAll(group.members());
+            others.forEach(Member::close);
+        });
+    }
+
+    /**
+     * The graceful stop (SIGTERM): the listeners drain (see {@link ProxyServer#drain}: not ready at
+     * once, serving for the drain delay, then every accepted query answered within its deadline and
+     * a second for the way back), then the upstreams close. Blocks the calling thread for all that:
+     * call it off the event loop.
+     */
+    public void drain() {
+        Duration deadline = loop.submit(() -> settings.pipeline().timeout()).syncUninterruptibly().getNow();
+        server.drain(deadline.plusSeconds(1));
+        closeUpstreams();
     }
 
     public ProxyServer server() {

@@ -53,6 +53,10 @@ public record SettingsChange(List<DotResolver> kept, List<DotResolver> added, Li
         if (running.listen().port() != next.listen().port()) {
             needsRestart.add("dotproxy.listen.port");
         }
+        if (!running.listen().drainDelay().equals(next.listen().drainDelay())) {
+            // Read once, when the stop begins; the one in force stays for the next stop.
+            needsRestart.add("dotproxy.shutdown.drain-delay");
+        }
         Set<Part> changed = EnumSet.noneOf(Part.class);
         if (!running.listen().tcp().equals(next.listen().tcp())) {
             changed.add(Part.TCP);

@@ -64,7 +64,9 @@ final class SettingsReader {
                         range("dotproxy.tcp.max-connections-per-client", tcp.maxConnectionsPerClient(), 1, 1_000_000),
                         positive("dotproxy.tcp.frame-timeout", tcp.frameTimeout(), Duration.ofMillis(100), Duration.ofMinutes(1)),
                         range("dotproxy.tcp.max-queries", tcp.maxQueries(), 0, Integer.MAX_VALUE),
-                        positive("dotproxy.tcp.max-age", tcp.maxAge(), Duration.ZERO, Duration.ofDays(1))));
+                        positive("dotproxy.tcp.max-age", tcp.maxAge(), Duration.ZERO, Duration.ofDays(1))),
+                positive("dotproxy.shutdown.drain-delay", config.shutdown().drainDelay(), Duration.ZERO,
+                        Duration.ofMinutes(10)));
         QueryPipeline.Settings pipeline = new QueryPipeline.Settings(
                 positive("dotproxy.timeout", config.timeout(), Duration.ofMillis(10), Duration.ofSeconds(60)),
                 range("dotproxy.udp.max-payload", config.udp().maxPayload(), 512, 65535),

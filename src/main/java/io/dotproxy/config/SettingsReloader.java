@@ -79,7 +79,13 @@ final class SettingsReloader implements SettingsWatcher.Listener, AutoCloseable 
 
     private void apply(ProxySettings next) {
         ProxySettings before = runtime.settings();
-        ProxyRuntime.Applied result = runtime.apply(next);
+        ProxyRuntime.Applied result;
+        try {
+            result = runtime.apply(next);
+        } catch (ConfigError e) {
+            reject(e.getMessage()); // a new CA file without a usable certificate: nothing was changed
+            return;
+        }
         if (result.change().isEmpty()) {
             unchanged.increment();
             LOG.infof("Settings file %s changed, the settings did not", file);

@@ -1,7 +1,9 @@
 package io.dotproxy.config;
 
 import io.quarkus.runtime.configuration.DurationConverter;
+import io.smallrye.config.DotEnvConfigSourceProvider;
 import io.smallrye.config.PropertiesConfigSource;
+import io.smallrye.config.PropertiesConfigSourceLoader;
 import io.smallrye.config.SmallRyeConfig;
 import io.smallrye.config.SmallRyeConfigBuilder;
 import java.io.IOException;
@@ -14,18 +16,28 @@ import java.util.Map;
 
 /**
  * Reads the settings again, from the sources Quarkus read them from at start-up, in the same order:
- * {@code -D} (400), environment variables (300), the settings file (275), {@code
- * application.properties} (250), the built-in defaults; under the same profiles. What a reload
- * applies is what a restart would read now, checked by the same {@link SettingsReader}.
+ * {@code -D} (400), environment variables (300), a {@code .env} file in the working directory
+ * (295), the settings file (275), {@code config/application.properties} in the working directory
+ * (260), {@code application.properties} in the jar (250), the built-in defaults; under the same
+ * profiles. What a reload applies is what a restart would read now, checked by the same {@link
+ * SettingsReader}.
  */
 final class SettingsRereader {
     private static final int APPLICATION_PROPERTIES = 250;
+    private static final int CONFIG_DIRECTORY = 260;
 
     private final List<String> profiles;
+    private final Path workingDirectory;
 
     /** @param profiles the profiles in force ({@code prod}, {@code dev}, {@code test}), as start-up had them */
     SettingsRereader(List<String> profiles) {
+        this(profiles, Path.of("").toAbsolutePath());
+    }
+
+    /** @param workingDirectory where {@code .env} and {@code config/application.properties} are looked for */
+    SettingsRereader(List<String> profiles, Path workingDirectory) {
         this.profiles = List.copyOf(profiles);
+        this.workingDirectory = workingDirectory;
     }
 
     /**
@@ -60,8 +72,17 @@ final class SettingsRereader {
                 .addDefaultInterceptors()
                 .addSystemSources()
                 .withSources(applicationProperties())
+                .withSources(PropertiesConfigSourceLoader.inFileSystem(
+                        workingDirectory.resolve("config").resolve("application.properties").toUri().toString(),
+                        CONFIG_DIRECTORY, loader()))
+                .withSources(DotEnvConfigSourceProvider.dotEnvSources(
+                        workingDirectory.resolve(".env").toUri().toString(), loader()))
                 .withSources(new SettingsFile())
                 .build();
+    }
+
+    private static ClassLoader loader() {
+        return SettingsRereader.class.getClassLoader();
     }
 
     /** A builder of {@link ProxyConfig} as Quarkus maps it (with Quarkus's duration syntax), sources still to add. */

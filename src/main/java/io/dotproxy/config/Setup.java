@@ -1,7 +1,8 @@
 package io.dotproxy.config;
 
-import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.prometheus.PrometheusMeterRegistry;
 import io.quarkus.runtime.Quarkus;
+import io.quarkus.runtime.ShutdownDelayInitiatedEvent;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
 import io.smallrye.config.SmallRyeConfig;
@@ -15,6 +16,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.eclipse.microprofile.config.ConfigProvider;
 import org.eclipse.microprofile.config.inject.ConfigProperty;
 import org.jboss.logging.Logger;
@@ -39,11 +41,18 @@ public class Setup {
     @Inject
     Vertx vertx;
 
+    /**
+     * The proxy's meters go straight into the Prometheus registry that {@code /q/metrics} reads,
+     * not through Quarkus's global composite: a timer recorded through the composite walks its
+     * children on every query, and records nothing until Quarkus has attached the Prometheus
+     * registry to it, which can be after the first queries are answered.
+     */
     @Inject
-    MeterRegistry registry;
+    PrometheusMeterRegistry registry;
 
     private volatile ProxyRuntime runtime;
     private volatile SettingsReloader reloader;
+    private final AtomicBoolean stopped = new AtomicBoolean();
 
     void start(@Observes StartupEvent event) {
         try {
@@ -95,12 +104,32 @@ public class Setup {
         }
     }
 
+    /**
+     * The graceful stop, on SIGTERM. Quarkus' pre-shutdown phase ({@code quarkus.shutdown.delay-enabled})
+     * fires this before it stops anything, so the HTTP server still answers the probes ("draining")
+     * while this observer waits, off the DNS event loop, for the drain delay and the queries in
+     * flight; {@link ShutdownEvent} comes only after the HTTP server has closed. Quarkus' own delay
+     * ({@code quarkus.shutdown.delay}) stays unset: {@code dotproxy.shutdown.drain-delay} is the one
+     * setting, checked like the others, and the drain is the code the component tests run.
+     */
+    void drain(@Observes ShutdownDelayInitiatedEvent event) {
+        stopOnce();
+    }
+
+    /** The stop without a pre-shutdown phase (where Quarkus has none): the same drain. */
     void stop(@Observes ShutdownEvent event) {
+        stopOnce();
+    }
+
+    private void stopOnce() {
+        if (!stopped.compareAndSet(false, true)) {
+            return;
+        }
         if (reloader != null) {
             reloader.close();
         }
         if (runtime != null) {
-            runtime.stop();
+            runtime.drain();
         }
     }
 

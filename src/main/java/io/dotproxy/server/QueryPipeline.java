@@ -51,8 +51,8 @@ public final class QueryPipeline {
 
     // Replaced by reconfigure(), on the event loop, like everything the pipeline holds.
     private Admission admission;
-    private final LocalAnswers localAnswers;
-    private Upstream upstream; // replaced by forwardTo(), on the event loop
+    private LocalAnswers localAnswers; // with upstream, replaced by route(), on the event loop
+    private Upstream upstream; // replaced by forwardTo() or route(), on the event loop
     private long timeoutNanos;
     private int maxUdpPayload;
     private int maxInFlight;
@@ -69,6 +69,15 @@ public final class QueryPipeline {
 
     /** From the next query on, queries go to {@code next} (a reload changed the upstreams). Call on the event loop. */
     public void forwardTo(Upstream next) {
+        upstream = next;
+    }
+
+    /**
+     * From the next query on, queries are answered locally by {@code local} when it can, and go to
+     * {@code next} otherwise (a reload turned the cache on or off). Call on the event loop.
+     */
+    public void route(LocalAnswers local, Upstream next) {
+        localAnswers = local;
         upstream = next;
     }
 

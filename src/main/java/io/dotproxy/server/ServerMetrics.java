@@ -42,7 +42,9 @@ public final class ServerMetrics {
         /** Retired after its maximum number of queries, once answered. */
         MAX_QUERIES,
         /** Retired at its maximum age, once answered. */
-        MAX_AGE
+        MAX_AGE,
+        /** Retired by a graceful stop (SIGTERM): at once when idle, else once its queries are answered. */
+        DRAIN
     }
 
     /** Why the proxy answered with an error of its own instead of an upstream's answer. */
@@ -201,5 +203,9 @@ public final class ServerMetrics {
 
     void connectionClosed() {
         openConnections.decrementAndGet();
+    }
+
+    int openConnections() {
+        return openConnections.get();
     }
 }

@@ -5,8 +5,8 @@ import io.dotproxy.net.Transport;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFuture;
-import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
@@ -15,6 +15,7 @@ import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
+import io.netty.channel.socket.DuplexChannel;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.codec.LengthFieldPrepender;
 import io.netty.handler.flush.FlushConsolidationHandler;
@@ -25,7 +26,10 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import org.jboss.logging.Logger;
@@ -36,8 +40,8 @@ import org.jboss.logging.Logger;
  * and caps on open connections, in all and per client. A connection with many queries outstanding
  * stops being read until answers drain, which pushes back on the client through TCP flow control.
  * A connection is retired after a number of queries or an age: it takes no more queries, and
- * closes once its last answer is written, so that long-lived clients spread over the replicas
- * behind a Service as they reconnect.
+ * ends (FIN) once its last answer is written, so that long-lived clients spread over the replicas
+ * behind a Service as they reconnect. A graceful stop retires every connection the same way.
  */
 public final class TcpListener {
     /**
@@ -58,17 +62,29 @@ public final class TcpListener {
     private static final WriteBufferWaterMark WRITE_LIMITS = new WriteBufferWaterMark(32 * 1024, 64 * 1024);
     /** Queries outstanding per connection before reading pauses. */
     static final int MAX_PIPELINED = 100;
+    /** How long an ending connection waits for the client's FIN after its own (see ClientConnection#end). */
+    static final long LINGER_MILLIS = 1000;
 
     private final QueryPipeline pipeline;
     private final ServerMetrics metrics;
-    private final Settings settings;
+    private volatile Settings settings; // replaced by reconfigure(); a connection keeps those it opened with
     /** Open connections by client address; touched on the listener's event loop only. */
     private final Map<InetAddress, Integer> perClient = new HashMap<>();
+    /** Every open client connection, for a graceful stop; touched on the listener's event loop only. */
+    private final Set<ClientConnection> open = new HashSet<>();
 
     public TcpListener(QueryPipeline pipeline, ServerMetrics metrics, Settings settings) {
         this.pipeline = pipeline;
         this.metrics = metrics;
         this.settings = settings;
+    }
+
+    /**
+     * Connections accepted from now on get {@code next} (a reload); those open keep the limits
+     * they opened with, as a client expects of a connection it holds.
+     */
+    public void reconfigure(Settings next) {
+        settings = next;
     }
 
     /** Binds the server socket; the returned future's channel is the listener. */
@@ -84,33 +100,34 @@ public final class TcpListener {
                 .childHandler(new ChannelInitializer<SocketChannel>() {
                     @Override
                     protected void initChannel(SocketChannel ch) {
-                        if (!metrics.tryOpenConnection(settings.maxConnections())) {
+                        Settings limits = settings;
+                        if (!metrics.tryOpenConnection(limits.maxConnections())) {
                             ch.close();
                             return;
                         }
                         ch.closeFuture().addListener(f -> metrics.connectionClosed());
                         InetAddress client = ch.remoteAddress().getAddress();
-                        if (!tryOpenFrom(client)) {
+                        if (!tryOpenFrom(client, limits.maxConnectionsPerClient())) {
                             metrics.connectionRejected(ServerMetrics.Rejection.PER_CLIENT);
                             ch.close();
                             return;
                         }
                         ch.closeFuture().addListener(f -> closedFrom(client));
                         ch.pipeline().addLast(
-                                new IdleStateHandler(0, 0, settings.idleTimeout().toMillis(), TimeUnit.MILLISECONDS),
-                                new FrameDecoder(settings.frameTimeout().toNanos(),
+                                new IdleStateHandler(0, 0, limits.idleTimeout().toMillis(), TimeUnit.MILLISECONDS),
+                                new FrameDecoder(limits.frameTimeout().toNanos(),
                                         () -> metrics.closedByProxy(ServerMetrics.Closing.FRAME_TIMEOUT)),
                                 new LengthFieldPrepender(2),
                                 new FlushConsolidationHandler(256, true),
-                                new ClientConnection());
+                                new ClientConnection(limits));
                     }
                 })
                 .bind(address);
     }
 
-    private boolean tryOpenFrom(InetAddress client) {
+    private boolean tryOpenFrom(InetAddress client, int maxConnectionsPerClient) {
         int open = perClient.getOrDefault(client, 0);
-        if (open >= settings.maxConnectionsPerClient()) {
+        if (open >= maxConnectionsPerClient) {
             return false;
         }
         perClient.put(client, open + 1);
@@ -118,11 +135,30 @@ public final class TcpListener {
     }
 
     private void closedFrom(InetAddress client) {
-        perClient.computeIfPresent(client, (address, open) -> open > 1 ? open - 1 : null);
+        perClient.computeIfPresent(client, (address, count) -> count > 1 ? count - 1 : null);
+    }
+
+    /**
+     * The graceful stop's first step for clients (call on the event loop, once the acceptor is
+     * closed): every connection takes no more queries; an idle one ends at once, a busy one once
+     * its last answer is written (see ClientConnection#end).
+     */
+    void retireAll() {
+        for (ClientConnection connection : List.copyOf(open)) {
+            connection.retire(ServerMetrics.Closing.DRAIN);
+        }
+    }
+
+    /** Closes the connections still open (call on the event loop): their clients had their time. */
+    void closeAll() {
+        for (ClientConnection connection : List.copyOf(open)) {
+            connection.ctx.close();
+        }
     }
 
     /** One client connection: counts what is outstanding, pauses reading, closes when idle or retired. */
     private final class ClientConnection extends ChannelInboundHandlerAdapter {
+        private final Settings limits;
         private ChannelHandlerContext ctx;
         private EventLoop loop;
         private InetSocketAddress client;
@@ -130,30 +166,44 @@ public final class TcpListener {
         private int queries;
         /** No more queries are read: the client half-closed, or the connection is retired. */
         private boolean inputClosed;
+        /** The client half-closed: everything it sent has been read. */
+        private boolean clientFinished;
+        /** Every query answered on a connection that takes no more: it is ending ({@link #end}). */
+        private boolean ending;
         private ScheduledFuture<?> ageLimit;
+        private ScheduledFuture<?> lingerLimit;
+
+        ClientConnection(Settings limits) {
+            this.limits = limits;
+        }
 
         @Override
         public void handlerAdded(ChannelHandlerContext ctx) {
             this.ctx = ctx;
             this.loop = ctx.channel().eventLoop();
             this.client = (InetSocketAddress) ctx.channel().remoteAddress();
-            if (!settings.maxAge().isZero()) {
-                ageLimit = loop.schedule(() -> retire(ServerMetrics.Closing.MAX_AGE), settings.maxAge().toNanos(),
+            open.add(this);
+            if (!limits.maxAge().isZero()) {
+                ageLimit = loop.schedule(() -> retire(ServerMetrics.Closing.MAX_AGE), limits.maxAge().toNanos(),
                         TimeUnit.NANOSECONDS);
             }
         }
 
         @Override
         public void handlerRemoved(ChannelHandlerContext ctx) {
+            open.remove(this);
             if (ageLimit != null) {
                 ageLimit.cancel(false);
+            }
+            if (lingerLimit != null) {
+                lingerLimit.cancel(false);
             }
         }
 
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
             if (inputClosed) {
-                ((ByteBuf) msg).release(); // frames already decoded when the connection was retired
+                ((ByteBuf) msg).release(); // decoded after the connection was retired: not read, no answer
                 return;
             }
             outstanding++;
@@ -161,14 +211,14 @@ public final class TcpListener {
                 ctx.channel().config().setAutoRead(false);
             }
             pipeline.handle((ByteBuf) msg, new TcpExchange(this));
-            if (++queries == settings.maxQueries()) {
+            if (++queries == limits.maxQueries()) {
                 retire(ServerMetrics.Closing.MAX_QUERIES);
             }
         }
 
         /**
-         * Takes no more queries and closes once the last answer is written: between answers, so
-         * nothing the client asked is lost. Frames it sent after this point are not read.
+         * Takes no more queries and ends once the last answer is written ({@link #end}): between
+         * answers, so nothing the client asked is lost. Queries it sent after this point are not read.
          */
         private void retire(ServerMetrics.Closing reason) {
             if (inputClosed || !ctx.channel().isActive()) {
@@ -178,8 +228,36 @@ public final class TcpListener {
             inputClosed = true;
             ctx.channel().config().setAutoRead(false);
             if (outstanding == 0) {
-                ctx.close();
+                end();
             }
+        }
+
+        /**
+         * Ends a connection that takes no more queries and has none outstanding, without losing an
+         * answer: first every answer handed to the channel is written (a close would drop those still
+         * queued); then, when the client has not half-closed, a FIN after them, and what the client
+         * still sends is read and dropped until its own FIN, or {@link #LINGER_MILLIS}. A close with
+         * client octets unread would send RST instead of FIN, and a RST discards the answers the
+         * kernel has not sent yet (RFC 1122 §4.2.2.13).
+         */
+        private void end() {
+            if (ending) {
+                if (clientFinished) {
+                    ctx.close(); // its FIN came while lingering
+                }
+                return;
+            }
+            ending = true;
+            // Written below the framing, an empty buffer completes once every answer before it has.
+            ctx.pipeline().context(LengthFieldPrepender.class).writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(written -> {
+                if (clientFinished || !written.isSuccess()) {
+                    ctx.close();
+                    return;
+                }
+                ((DuplexChannel) ctx.channel()).shutdownOutput();
+                ctx.channel().config().setAutoRead(true);
+                lingerLimit = loop.schedule(() -> ctx.close(), LINGER_MILLIS, TimeUnit.MILLISECONDS);
+            });
         }
 
         @Override
@@ -213,13 +291,11 @@ public final class TcpListener {
 
         private void finish(ByteBuf answer) {
             outstanding--;
-            boolean lastBeforeClose = inputClosed && outstanding == 0;
-            if (answer != null && lastBeforeClose) {
-                ctx.writeAndFlush(answer).addListener(ChannelFutureListener.CLOSE);
-            } else if (answer != null) {
+            if (answer != null) {
                 ctx.writeAndFlush(answer, ctx.voidPromise());
-            } else if (lastBeforeClose) {
-                ctx.close();
+            }
+            if (inputClosed && outstanding == 0) {
+                end();
             }
             resumeReadingIfDrained();
         }
@@ -231,8 +307,9 @@ public final class TcpListener {
             } else if (event instanceof ChannelInputShutdownEvent) {
                 // The client sent all its queries (half-close): answer them, then close.
                 inputClosed = true;
+                clientFinished = true;
                 if (outstanding == 0) {
-                    ctx.close();
+                    end();
                 }
             }
             ctx.fireUserEventTriggered(event);

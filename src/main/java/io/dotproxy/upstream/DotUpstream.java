@@ -5,6 +5,8 @@ import io.dotproxy.dns.Message;
 import io.dotproxy.dns.Padding;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.EventLoop;
+import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.Promise;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.List;
@@ -63,6 +65,8 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
     /** Where the next search of the pool starts (after the last chosen): ties go in turn. */
     private int nextStart;
     private final ArrayDeque<InFlight> waiting = new ArrayDeque<>();
+    /** Callers of connectAhead() waiting for its connection to be ready or to fail. */
+    private final ArrayDeque<Promise<Void>> connectingAhead = new ArrayDeque<>();
     private final int maxWaiting;
     private boolean waitSweepScheduled;
     private boolean failing;
@@ -222,17 +226,25 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
     /**
      * Opens the first connection now, so that the first client query does not wait for a TCP
      * and TLS handshake. A failure here is logged and costs nothing else.
+     *
+     * @return done when that connection is ready or has failed (both bounded by the connect
+     *     timeout), or at once when there was nothing to open
      */
     @Override
-    public void connectAhead() {
+    public Future<Void> connectAhead() {
+        Promise<Void> settled = loop.newPromise();
         loop.execute(() -> {
             if (!closed && openConnections() == 0 && handshakeBudget.tryTake()) {
                 DotConnection opened = DotConnection.open(loop, resolver, tls, settings, metrics, this);
                 if (!opened.isClosed()) {
                     pool[0] = opened;
+                    connectingAhead.add(settled);
+                    return;
                 }
             }
+            settled.trySuccess(null);
         });
+        return settled;
     }
 
     @Override
@@ -240,6 +252,13 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
         if (failing) {
             LOG.infof("Upstream %s accepts connections again", name);
             failing = false;
+        }
+        settleConnectAhead();
+    }
+
+    private void settleConnectAhead() {
+        while (!connectingAhead.isEmpty()) {
+            connectingAhead.poll().trySuccess(null);
         }
     }
 
@@ -255,6 +274,7 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
             metrics.error(failure);
         }
         if (!wasReady) {
+            settleConnectAhead();
             if (!failing) {
                 LOG.warnf("Upstream %s unusable (%s): %s", name, failure == null ? "closed" : failure.tag(),
                         describe(cause));
@@ -293,6 +313,7 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
     public void close() {
         loop.execute(() -> {
             closed = true;
+            settleConnectAhead();
             while (!waiting.isEmpty()) {
                 waiting.poll().fail(UpstreamFailure.UNAVAILABLE);
             }

@@ -31,6 +31,7 @@ public final class Member {
     private final LatencyTracker latency = new LatencyTracker();
     private final Duration probeTimeout;
     private final Runnable removeMeters;
+    private boolean metersRemoved;
 
     public Member(Upstream upstream, UpstreamHealth health, Duration probeTimeout) {
         this(upstream, health, probeTimeout, () -> { });
@@ -49,9 +50,26 @@ public final class Member {
      * its connections closed (queries still in flight on them fail), its meters removed.
      */
     public void retire() {
+        close();
+        removeMeters();
+    }
+
+    /** Stops probing and closes the upstream's connections (queries in flight on them fail); the meters stay. */
+    public void close() {
         health.close();
         upstream.close();
-        removeMeters.run();
+    }
+
+    /**
+     * Removes the member's meters now, while it may still finish queries (they go uncounted): a
+     * member that replaces it under the same name registers meters of the same names, which must
+     * be its own. Done once; {@link #retire} does it too.
+     */
+    public void removeMeters() {
+        if (!metersRemoved) {
+            metersRemoved = true;
+            removeMeters.run();
+        }
     }
 
     /** A DoT resolver as a member, with its own meters and circuit breaker, run on {@code loop}. */

@@ -2,6 +2,8 @@ package io.dotproxy.upstream;
 
 import io.dotproxy.dns.Message;
 import io.netty.buffer.ByteBuf;
+import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.ImmediateEventExecutor;
 
 /**
  * A place DNS queries can be sent: one resolver, or a group of them with a policy.
@@ -24,8 +26,13 @@ public interface Upstream extends AutoCloseable {
     /**
      * Prepares for the first query without waiting for it, e.g. by opening a connection; a
      * failure here only shows in logs and meters. Nothing to do where nothing persists.
+     *
+     * @return done once the preparation has settled, whether it succeeded or not (a reload waits
+     *     for it before it sends queries here); it never fails
      */
-    default void connectAhead() {}
+    default Future<Void> connectAhead() {
+        return ImmediateEventExecutor.INSTANCE.newSucceededFuture(null);
+    }
 
     /** A short stable name for logs and metric tags, such as {@code 1.1.1.1:853#cloudflare-dns.com}. */
     String name();

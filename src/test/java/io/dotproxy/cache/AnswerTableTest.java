@@ -50,6 +50,38 @@ class AnswerTableTest {
     }
 
     @Test
+    void aSmallerBudgetEvictsDownToItKeepsTheUsedEntriesAndFindsThemAfterTheRehash() {
+        AnswerTable table = new AnswerTable(64 << 20, evictions::incrementAndGet);
+        int weight = entry(100).weight();
+        for (long key = 1; key <= 20_000; key++) {
+            table.put(key, entry(100), NOW);
+        }
+        for (long key = 1; key <= 100; key++) {
+            table.get(key, NOW); // marked as used: CLOCK spares them
+        }
+
+        table.resize(200L * weight, NOW);
+
+        assertEquals(200, table.size());
+        assertEquals(200L * weight, table.bytes());
+        for (long key = 1; key <= 100; key++) {
+            assertTrue(table.get(key, NOW) != null, "a used entry stays: " + key);
+        }
+        int found = 0;
+        for (long key = 1; key <= 20_000; key++) {
+            found += table.get(key, NOW) != null ? 1 : 0;
+        }
+        assertEquals(200, found, "every entry kept is found after the rehash into fewer slots");
+        assertEquals(20_000 - 200, evictions.get());
+
+        table.resize(64 << 20, NOW);
+        for (long key = 20_001; key <= 30_000; key++) {
+            table.put(key, entry(100), NOW);
+        }
+        assertEquals(10_200, table.size(), "a larger budget lets it grow again");
+    }
+
+    @Test
     void keyZeroSharesASlotWithKeyOneSoTheLaterReplacesTheEarlier() {
         AnswerTable table = new AnswerTable(1 << 20, evictions::incrementAndGet);
         CachedAnswer zero = entry(10);

@@ -4,21 +4,29 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.dotproxy.cache.ResponseCache;
 import io.dotproxy.guard.AddressSet;
 import io.dotproxy.guard.Guard;
+import io.dotproxy.server.ProxyServer;
 import io.dotproxy.server.QueryPipeline;
+import io.dotproxy.server.TcpListener;
 import io.dotproxy.testing.DnsClient;
 import io.dotproxy.testing.Eventually;
+import io.dotproxy.testing.FakePlainServer;
 import io.dotproxy.testing.FakeUpstream;
 import io.dotproxy.testing.ProxyHarness;
 import io.dotproxy.testing.TestCa;
 import io.dotproxy.upstream.DotResolver;
 import io.dotproxy.upstream.DotUpstream;
 import io.dotproxy.upstream.UpstreamAddress;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.xbill.DNS.Flags;
 import org.xbill.DNS.Message;
@@ -28,7 +36,7 @@ import org.xbill.DNS.Type;
 
 /**
  * New settings applied to the running proxy, as a reload will apply them: what takes effect at the
- * next query, and what waits for a restart and says so.
+ * next query, without a failed query: new upstreams are connected before they take queries.
  */
 class LiveApplyTest {
     private static final TestCa CA = TestCa.create();
@@ -170,31 +178,185 @@ class LiveApplyTest {
         }
     }
 
+    private static ProxySettings withForwarding(ProxySettings settings, ProxySettings.Forwarding forwarding) {
+        return new ProxySettings(settings.listen(), settings.guard(), settings.pipeline(), settings.cache(), forwarding);
+    }
+
+    private static ProxySettings.Forwarding withPoolSize(ProxySettings.Forwarding forwarding, int poolSize) {
+        DotUpstream.Settings tuning = forwarding.connections();
+        return new ProxySettings.Forwarding(forwarding.dot(), forwarding.policy(), forwarding.fallback(),
+                forwarding.fallbackMaxInFlight(), forwarding.caFile(),
+                new DotUpstream.Settings(tuning.connectTimeout(), tuning.idleTimeout(), tuning.maxInFlight(), poolSize,
+                        tuning.handshakesPerSecond(), tuning.handshakeBurst()),
+                forwarding.group(), forwarding.probing());
+    }
+
     @Test
-    void aNewResolverListWithAnotherConnectionTuningIsNotAppliedYetAndSaysSo() throws Exception {
+    void newConnectionTuningReplacesTheResolversConnectionsAndItsMetersCarryOn() throws Exception {
         try (FakeUpstream first = FakeUpstream.start(CERT, FakeUpstream.answering());
-             FakeUpstream second = FakeUpstream.start(CERT, FakeUpstream.answering());
-             ProxyHarness proxy = ProxyHarness.start(CA, TIMEOUT, first)) {
-            ProxySettings settings = proxy.settings();
-            ProxySettings moved = withResolvers(settings, second);
-            ProxySettings.Forwarding forwarding = moved.forwarding();
-            DotUpstream.Settings tuning = forwarding.connections();
-            ProxySettings next = new ProxySettings(moved.listen(), moved.guard(), moved.pipeline(), moved.cache(),
-                    new ProxySettings.Forwarding(forwarding.dot(), forwarding.policy(), forwarding.fallback(),
-                            forwarding.fallbackMaxInFlight(), forwarding.caFile(),
-                            new DotUpstream.Settings(tuning.connectTimeout(), tuning.idleTimeout(),
-                                    tuning.maxInFlight(), tuning.poolSize() + 1, tuning.handshakesPerSecond(),
-                                    tuning.handshakeBurst()),
-                            forwarding.group(), forwarding.probing()));
+             ProxyHarness proxy = ProxyHarness.builder(CA).timeout(TIMEOUT).upstream(first).poolSize(1).start()) {
+            assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("before.example.")).getRcode());
+            assertEquals(1, first.handshakesCompleted());
+            ProxySettings next = withForwarding(proxy.settings(), withPoolSize(proxy.settings().forwarding(), 2));
 
             ProxyRuntime.Applied applied = proxy.apply(next);
 
-            assertEquals(1, applied.needsRestart().size(), applied.needsRestart().toString());
-            assertTrue(applied.needsRestart().get(0).startsWith("dotproxy.upstreams"), applied.needsRestart().toString());
-            assertEquals(settings, proxy.settings(), "the settings in force are unchanged");
-            assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("still.example.")).getRcode());
-            assertEquals(1, first.queries().size(), "still the resolver in force");
-            assertEquals(0, second.queries().size());
+            assertEquals(List.of(), applied.needsRestart(), "connection tuning changes live");
+            assertEquals(next, proxy.settings());
+            assertEquals(2, first.handshakesCompleted(), "the resolver's new member connected ahead of its first query");
+            assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("after.example.")).getRcode());
+            assertEquals(2, first.queries().size());
+            assertEquals(2, first.handshakesCompleted(), "the query took the connection opened ahead");
+            // The member it replaced retires after the deadline; the meters under the same name are the new member's.
+            Thread.sleep(TIMEOUT.plusMillis(1500).toMillis());
+            assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("later.example.")).getRcode());
+            assertEquals(2, proxy.count("dotproxy.upstream.requests", "upstream", name(first), "result", "answered"),
+                    "the new member's meters stay when the old one retires");
         }
+    }
+
+    @Test
+    void aNewResolverTakesNoQueryUntilItsConnectionHasSettled() throws Exception {
+        // A resolver that accepts TCP but never answers the TLS handshake: it settles at the connect timeout.
+        try (FakeUpstream first = FakeUpstream.start(CERT, FakeUpstream.answering());
+             ServerSocket stalled = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+             ProxyHarness proxy = ProxyHarness.builder(CA).timeout(TIMEOUT).upstream(first).start()) {
+            ProxySettings settings = proxy.settings();
+            ProxySettings.Forwarding forwarding = settings.forwarding();
+            DotResolver slow = new DotResolver(UpstreamAddress.parse(
+                    "127.0.0.1:" + stalled.getLocalPort() + "#" + ProxyHarness.TLS_NAME, 853), Set.of());
+            List<DotResolver> slowFirst = List.of(slow, forwarding.dot().get(0));
+
+            ProxyRuntime.Applied applied = proxy.applyAsync(withForwarding(settings, new ProxySettings.Forwarding(
+                    slowFirst, forwarding.policy(), forwarding.fallback(), forwarding.fallbackMaxInFlight(),
+                    forwarding.caFile(), forwarding.connections(), forwarding.group(), forwarding.probing())));
+            long started = System.nanoTime();
+            for (int i = 0; i < 3; i++) {
+                assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("meanwhile" + i + ".example.")).getRcode());
+            }
+            Duration took = Duration.ofNanos(System.nanoTime() - started);
+
+            assertFalse(applied.inForce().isDone(), "still connecting the new resolver");
+            assertTrue(took.compareTo(TIMEOUT) < 0, "answered by the group in use, not held by the handshake: " + took);
+            assertEquals(3, first.queries().size());
+            applied.inForce().get(10, TimeUnit.SECONDS);
+            assertEquals(List.of(slow.toString(), name(first)), proxy.group().members().stream().map(m -> m.name()).toList());
+        }
+    }
+
+    @Test
+    void aFallbackAddedLiveAnswersWhileEveryDotUpstreamIsDown() throws Exception {
+        int dotPort;
+        try (ServerSocket closed = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            dotPort = closed.getLocalPort();
+        }
+        try (FakePlainServer plain = new FakePlainServer(q -> FakeUpstream.answerA(q, "192.0.2.53"));
+             ProxyHarness proxy = ProxyHarness.builder(CA).timeout(TIMEOUT)
+                     .upstream("127.0.0.1:" + dotPort + "#" + ProxyHarness.TLS_NAME)
+                     .attemptTimeout(Duration.ofMillis(300)).firstBackOff(Duration.ofMillis(200)).start()) {
+            assertEquals(Rcode.SERVFAIL, DnsClient.udp(proxy.port(), DnsClient.query("strict.example.")).getRcode());
+            ProxySettings settings = proxy.settings();
+            ProxySettings.Forwarding forwarding = settings.forwarding();
+
+            ProxyRuntime.Applied applied = proxy.apply(withForwarding(settings, new ProxySettings.Forwarding(
+                    forwarding.dot(), forwarding.policy(), List.of(plain.address()), forwarding.fallbackMaxInFlight(),
+                    forwarding.caFile(), forwarding.connections(), forwarding.group(), forwarding.probing())));
+
+            assertEquals(List.of(), applied.needsRestart(), "the fallback changes live");
+            Message answer = Eventually.retry(Duration.ofSeconds(5), Duration.ofMillis(50),
+                    () -> DnsClient.udp(proxy.port(), DnsClient.query("fallback.example.")),
+                    m -> m.getRcode() == Rcode.NOERROR);
+            assertEquals(Rcode.NOERROR, answer.getRcode());
+            assertTrue(plain.packetsReceived() > 0);
+
+            proxy.apply(settings);
+
+            int before = plain.packetsReceived();
+            assertEquals(Rcode.SERVFAIL, DnsClient.udp(proxy.port(), DnsClient.query("strict-again.example.")).getRcode());
+            assertEquals(before, plain.packetsReceived(), "no fallback once it is taken out");
+        }
+    }
+
+    @Test
+    void theCacheTurnedOffForwardsEveryQueryAndTurnedOnAgainStartsEmpty() throws Exception {
+        ResponseCache.Settings on = new ResponseCache.Settings(true, 1 << 20, Duration.ZERO, Duration.ofDays(1),
+                Duration.ofHours(1), Duration.ofDays(1), Duration.ofMillis(1800), 0);
+        try (FakeUpstream upstream = FakeUpstream.start(CERT, FakeUpstream.answering());
+             ProxyHarness proxy = ProxyHarness.builder(CA).timeout(TIMEOUT).upstream(upstream).cache(on).start()) {
+            DnsClient.udp(proxy.port(), DnsClient.query("hot.example."));
+            DnsClient.udp(proxy.port(), DnsClient.query("hot.example."));
+            assertEquals(1, upstream.queries().size(), "the second was a hit");
+            ProxySettings settings = proxy.settings();
+
+            ProxyRuntime.Applied off = proxy.apply(new ProxySettings(settings.listen(), settings.guard(),
+                    settings.pipeline(), ProxyHarness.CACHE_OFF, settings.forwarding()));
+            DnsClient.udp(proxy.port(), DnsClient.query("hot.example."));
+
+            assertEquals(List.of(), off.needsRestart(), "the cache's settings change live");
+            assertEquals(2, upstream.queries().size(), "no cache: to the upstream");
+            assertEquals(0, proxy.gauge("dotproxy.cache.entries"), "emptied");
+
+            proxy.apply(settings);
+            DnsClient.udp(proxy.port(), DnsClient.query("hot.example."));
+            DnsClient.udp(proxy.port(), DnsClient.query("hot.example."));
+
+            assertEquals(3, upstream.queries().size(), "on again: empty at first, then a hit");
+        }
+    }
+
+    @Test
+    void aSmallerCacheKeepsWhatFitsAndAnswersFromIt() throws Exception {
+        ResponseCache.Settings big = new ResponseCache.Settings(true, 1 << 20, Duration.ZERO, Duration.ofDays(1),
+                Duration.ofHours(1), Duration.ofDays(1), Duration.ofMillis(1800), 0);
+        try (FakeUpstream upstream = FakeUpstream.start(CERT, FakeUpstream.answering());
+             ProxyHarness proxy = ProxyHarness.builder(CA).timeout(TIMEOUT).upstream(upstream).cache(big).start()) {
+            for (int i = 0; i < 50; i++) {
+                DnsClient.udp(proxy.port(), DnsClient.query("name" + i + ".example."));
+            }
+            assertEquals(50, proxy.gauge("dotproxy.cache.entries"));
+            ProxySettings settings = proxy.settings();
+            long smaller = (long) (proxy.gauge("dotproxy.cache.bytes") / 5);
+
+            proxy.apply(new ProxySettings(settings.listen(), settings.guard(), settings.pipeline(),
+                    new ResponseCache.Settings(true, smaller, big.minTtl(), big.maxTtl(), big.maxNegativeTtl(),
+                            big.maxStale(), big.staleAnswerTimeout(), big.prefetchAfter()), settings.forwarding()));
+
+            double kept = proxy.gauge("dotproxy.cache.entries");
+            assertTrue(kept > 0 && kept <= 10, "a fifth of the octets: about a fifth of the entries, " + kept);
+            assertTrue(proxy.gauge("dotproxy.cache.bytes") <= smaller);
+            int asked = upstream.queries().size();
+            for (int i = 0; i < 50; i++) {
+                DnsClient.udp(proxy.port(), DnsClient.query("name" + i + ".example."));
+            }
+            assertEquals(asked + 50 - (int) kept, upstream.queries().size(), "the entries kept still answer");
+        }
+    }
+
+    @Test
+    void newClientTcpLimitsApplyToNewConnectionsAndSpareOpenOnes() throws Exception {
+        TcpListener.Settings two = new TcpListener.Settings(Duration.ofSeconds(10), 100, 2, Duration.ofSeconds(2), 0,
+                Duration.ZERO);
+        try (FakeUpstream upstream = FakeUpstream.start(CERT, FakeUpstream.answering());
+             ProxyHarness proxy = ProxyHarness.builder(CA).timeout(TIMEOUT).upstream(upstream).tcp(two).start();
+             DnsClient.Tcp open = new DnsClient.Tcp(proxy.port())) {
+            assertEquals(Rcode.NOERROR, ask(open, DnsClient.query("first.example.")).getRcode());
+            ProxySettings settings = proxy.settings();
+
+            ProxyRuntime.Applied applied = proxy.apply(new ProxySettings(new ProxyServer.Settings(
+                    settings.listen().host(), settings.listen().port(), new TcpListener.Settings(two.idleTimeout(),
+                    two.maxConnections(), 1, two.frameTimeout(), two.maxQueries(), two.maxAge()), settings.listen().drainDelay()),
+                    settings.guard(), settings.pipeline(), settings.cache(), settings.forwarding()));
+
+            assertEquals(List.of(), applied.needsRestart(), "client TCP limits change live");
+            try (DnsClient.Tcp second = new DnsClient.Tcp(proxy.port())) {
+                assertTrue(second.closedByServer(), "a second connection from this client is over the new limit of one");
+            }
+            assertEquals(Rcode.NOERROR, ask(open, DnsClient.query("again.example.")).getRcode(), "the open one serves on");
+        }
+    }
+
+    private static Message ask(DnsClient.Tcp connection, Message query) throws IOException {
+        connection.send(query.toWire());
+        return new Message(connection.receive());
     }
 }

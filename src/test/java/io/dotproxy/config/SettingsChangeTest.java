@@ -74,7 +74,10 @@ class SettingsChangeTest {
                         List.of("a.test", "b.test"), List.of(), List.of(), Set.of(Part.TCP), List.of()),
                 Arguments.of(Map.of("dotproxy.listen.port", "5300", "dotproxy.listen.host", "127.0.0.1"),
                         List.of("a.test", "b.test"), List.of(), List.of(), Set.of(),
-                        List.of("dotproxy.listen.host", "dotproxy.listen.port")));
+                        List.of("dotproxy.listen.host", "dotproxy.listen.port")),
+                Arguments.of(Map.of("dotproxy.shutdown.drain-delay", "10s"),
+                        List.of("a.test", "b.test"), List.of(), List.of(), Set.of(),
+                        List.of("dotproxy.shutdown.drain-delay")));
     }
 
     @ParameterizedTest

@@ -74,6 +74,9 @@ class SettingsReaderTest {
         assertEquals(53, defaults.listen().port());
         assertTrue(defaults.pipeline().stripClientSubnet(), "ECS stripped unless asked to pass");
         assertFalse(read(Map.of("dotproxy.ecs", "pass")).pipeline().stripClientSubnet());
+        assertEquals(Duration.ofSeconds(5), defaults.listen().drainDelay(), "time for endpoints to catch up on SIGTERM");
+        assertEquals(Duration.ZERO, read(Map.of("dotproxy.shutdown.drain-delay", "0s")).listen().drainDelay(),
+                "0s: stop accepting at once");
     }
 
     @ParameterizedTest(name = "{0}={1}")
@@ -114,6 +117,8 @@ class SettingsReaderTest {
         "dotproxy.refuse                        | ignore | expected one of answer, drop",
         "dotproxy.ecs                           | keep  | expected one of strip, pass",
         "dotproxy.rate-limit.qps                | -1    | expected a number from 0 (off) to 1000000",
+        "dotproxy.shutdown.drain-delay          | -1s   | expected a duration from 0s to 10m",
+        "dotproxy.shutdown.drain-delay          | 11m   | expected a duration from 0s to 10m",
     })
     void readingChecksEveryRangeUnderItsOwnKey(String setting, String value, String allowed) {
         ConfigError error = assertThrows(ConfigError.class, () -> read(Map.of(setting, value)));

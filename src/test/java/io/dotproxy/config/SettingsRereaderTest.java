@@ -47,6 +47,21 @@ class SettingsRereaderTest {
     }
 
     @Test
+    void readsConfigApplicationPropertiesAndDotEnvInTheWorkingDirectoryAsStartUpDoes() throws IOException {
+        Path workingDirectory = Files.createDirectory(dir.resolve("work"));
+        Files.createDirectory(workingDirectory.resolve("config"));
+        Files.writeString(workingDirectory.resolve("config").resolve("application.properties"),
+                "dotproxy.timeout=7s\ndotproxy.policy=round-robin\n");
+        Files.writeString(workingDirectory.resolve(".env"), "DOTPROXY_POLICY=random\n");
+
+        ProxySettings settings = new SettingsRereader(List.of("test"), workingDirectory).read();
+
+        assertEquals(Duration.ofSeconds(7), settings.pipeline().timeout(), "config/application.properties over the jar's");
+        assertEquals("random", settings.forwarding().policy(), ".env over config/application.properties");
+        assertEquals(0, settings.listen().port(), "the jar's application.properties still under them");
+    }
+
+    @Test
     void aReadingSaysWhichKeysOfTheFileAreMasked() throws IOException {
         Path file = Files.writeString(dir.resolve("settings.properties"), "dotproxy.timeout=3s\ndotproxy.policy=failover\n");
         System.setProperty("dotproxy.config-file", file.toString());

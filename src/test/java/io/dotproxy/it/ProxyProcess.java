@@ -14,7 +14,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
-/** The packaged proxy ({@code target/quarkus-app/quarkus-run.jar}) run as its own process. */
+/**
+ * The packaged proxy ({@code target/quarkus-app/quarkus-run.jar}) run as its own process. It stops
+ * at once on SIGTERM (drain delay 0s) unless the test sets {@code dotproxy.shutdown.drain-delay}
+ * (or {@code DOTPROXY_SHUTDOWN_DRAIN_DELAY}) itself.
+ */
 final class ProxyProcess implements AutoCloseable {
     static final Path JAR = Path.of("target", "quarkus-app", "quarkus-run.jar");
 
@@ -52,6 +56,7 @@ final class ProxyProcess implements AutoCloseable {
         command.add(JAR.toString());
         Path log = Files.createTempFile(dir, "proxy", ".log");
         ProcessBuilder builder = new ProcessBuilder(network.command(command)).redirectErrorStream(true).redirectOutput(log.toFile());
+        builder.environment().put("DOTPROXY_SHUTDOWN_DRAIN_DELAY", "0s"); // -D and the test's own variables win
         builder.environment().putAll(environment);
         return new ProxyProcess(builder.start(), log);
     }
@@ -88,7 +93,7 @@ final class ProxyProcess implements AutoCloseable {
         }
     }
 
-    /** Sends SIGTERM, as the kubelet does to a pod's container, and returns at once. */
+    /** Sends SIGTERM (what {@link Process#destroy()} sends on Linux) and returns at once: the proxy drains, then exits. */
     void terminate() {
         process.destroy();
     }
@@ -99,6 +104,11 @@ final class ProxyProcess implements AutoCloseable {
             throw new IOException("proxy still running after " + limit + ": " + output());
         }
         return process.exitValue();
+    }
+
+    /** The process ID, to read the proxy's own state under /proc or to attach jcmd. */
+    long pid() {
+        return process.pid();
     }
 
     String output() throws IOException {

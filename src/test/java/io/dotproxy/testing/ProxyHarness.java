@@ -77,6 +77,7 @@ public final class ProxyHarness implements AutoCloseable {
         private ResponseCache.Settings cache = CACHE_OFF;
         private TcpListener.Settings tcp = new TcpListener.Settings(Duration.ofSeconds(2), 50, 50, Duration.ofSeconds(5),
                 0, Duration.ZERO);
+        private Duration drainDelay = Duration.ZERO;
 
         private Builder(TestCa ca) {
             this.ca = ca;
@@ -177,6 +178,12 @@ public final class ProxyHarness implements AutoCloseable {
             return this;
         }
 
+        /** How long a {@link ProxyHarness#drain()} keeps serving, as {@code dotproxy.shutdown.drain-delay}; 0 unless set. */
+        public Builder drainDelay(Duration value) {
+            drainDelay = value;
+            return this;
+        }
+
         /** The cap on queries in flight in the whole proxy, as {@code dotproxy.max-in-flight}. */
         public Builder queriesInFlight(int value) {
             queriesInFlight = value;
@@ -212,7 +219,7 @@ public final class ProxyHarness implements AutoCloseable {
                 dot.add(new DotResolver(UpstreamAddress.parse(spec, 853), b.pins));
             }
             ProxySettings settings = new ProxySettings(
-                    new ProxyServer.Settings("127.0.0.1", 0, b.tcp),
+                    new ProxyServer.Settings("127.0.0.1", 0, b.tcp, b.drainDelay),
                     new Guard.Settings(AddressSet.parse(b.allow), false, b.rateLimit, AddressSet.parse(List.of())),
                     new QueryPipeline.Settings(b.timeout, 1232, b.queriesInFlight, b.stripClientSubnet),
                     b.cache,
@@ -257,8 +264,18 @@ public final class ProxyHarness implements AutoCloseable {
         return runtime.settings();
     }
 
-    /** Applies {@code next} as a reload does, on the proxy's event loop, and waits for it. */
+    /**
+     * Applies {@code next} as a reload does, on the proxy's event loop, and waits until all of it
+     * is in force (new upstreams connected and taking queries).
+     */
     public ProxyRuntime.Applied apply(ProxySettings next) throws Exception {
+        ProxyRuntime.Applied applied = applyAsync(next);
+        applied.inForce().get(10, TimeUnit.SECONDS);
+        return applied;
+    }
+
+    /** Applies {@code next} as a reload does, and returns without waiting for new upstreams to take over. */
+    public ProxyRuntime.Applied applyAsync(ProxySettings next) throws Exception {
         return loop.next().submit(() -> runtime.apply(next)).get(5, TimeUnit.SECONDS);
     }
 
@@ -268,6 +285,16 @@ public final class ProxyHarness implements AutoCloseable {
 
     public UpstreamGroup group() {
         return runtime.group();
+    }
+
+    /** The graceful stop, as on SIGTERM ({@link ProxyRuntime#drain()}); blocks until the listeners close. */
+    public void drain() {
+        runtime.drain();
+    }
+
+    /** The listeners, for what a stop changes: readiness, the port. */
+    public ProxyServer server() {
+        return runtime.server();
     }
 
     /** The pipeline's count of queries accepted and not yet answered or dropped. */
