@@ -48,9 +48,9 @@ final class ProxyDeployment implements AutoCloseable {
             return "http://" + address + ":" + HTTP_PORT + path;
         }
 
+        /** Waits for the pod's Ready condition, as the Deployment controller does; fails at once if the proxy exits. */
         private void awaitReady() throws Exception {
-            process.awaitReady(() -> "200".equals(namespace.execute("curl", "--silent", "--max-time", "1", "--output",
-                    "/dev/null", "--write-out", "%{http_code}", url("/q/health/ready")).text()));
+            process.awaitReady(() -> endpoints.isReady(address));
         }
 
         private void readTraffic() throws IOException, InterruptedException {
@@ -73,7 +73,7 @@ final class ProxyDeployment implements AutoCloseable {
     private final Map<String, String> environment;
     private final EndpointsController endpoints;
     private final List<Replica> replicas = new ArrayList<>();
-    private final List<Replica> serving = new ArrayList<>();
+    private final List<Replica> running = new ArrayList<>();
     private int nextHost;
 
     /**
@@ -91,7 +91,7 @@ final class ProxyDeployment implements AutoCloseable {
         this.endpoints = endpoints;
     }
 
-    /** Starts {@code count} replicas at once and waits until each is ready and among the Service's endpoints. */
+    /** Starts {@code count} replicas at once and waits until each is ready. */
     void scaleUp(int count) throws Exception {
         List<Replica> started = new ArrayList<>();
         for (int i = 0; i < count; i++) {
@@ -99,29 +99,26 @@ final class ProxyDeployment implements AutoCloseable {
         }
         for (Replica replica : started) {
             replica.awaitReady();
-            if (!endpoints.awaitEndpoint(replica.address, Duration.ofSeconds(10))) {
-                throw new IOException(replica.address + " is ready but not among the endpoints: " + endpoints.history());
-            }
         }
     }
 
     /**
-     * Replaces every serving replica, one at a time, as the Deployment controller does with
-     * {@code maxSurge: 1, maxUnavailable: 0}: a new replica starts; once it is ready (the
-     * controller reads the pod's Ready condition, not the Service's endpoints) one old replica is
-     * deleted, which sends it SIGTERM; a terminating pod no longer counts against the surge, so the
-     * next new replica starts at once, while the old one drains. Every old replica must then exit
-     * within {@code gracePeriod} ({@code terminationGracePeriodSeconds}), after which the kubelet
-     * would kill it.
+     * Replaces every running replica, one at a time, as the Deployment controller does with
+     * {@code maxSurge: 1, maxUnavailable: 0}: a new replica starts; once it is ready one old
+     * replica is deleted, which marks its endpoint terminating and sends it SIGTERM; a terminating
+     * pod no longer counts against the surge, so the next new replica starts at once, while the
+     * old one drains. Every old replica must then exit within {@code gracePeriod}
+     * ({@code terminationGracePeriodSeconds}), after which the kubelet would kill it.
      */
     void rollingUpdate(Duration gracePeriod) throws Exception {
-        List<Replica> outgoing = List.copyOf(serving);
+        List<Replica> outgoing = List.copyOf(running);
         for (Replica old : outgoing) {
             Replica incoming = start();
             incoming.awaitReady();
             old.readTraffic();
+            endpoints.terminating(old.address);
             old.process.terminate();
-            serving.remove(old);
+            running.remove(old);
         }
         for (Replica old : outgoing) {
             old.process.awaitExit(gracePeriod);
@@ -131,7 +128,7 @@ final class ProxyDeployment implements AutoCloseable {
 
     /** Each replica ever started, by address, with the queries it received (a terminated one's as read before its SIGTERM). */
     Map<String, Traffic> traffic() throws IOException, InterruptedException {
-        for (Replica replica : serving) {
+        for (Replica replica : running) {
             replica.readTraffic();
         }
         Map<String, Traffic> traffic = new LinkedHashMap<>();
@@ -154,7 +151,7 @@ final class ProxyDeployment implements AutoCloseable {
         properties.put("quarkus.http.port", String.valueOf(HTTP_PORT));
         Replica replica = new Replica(address, ProxyProcess.start(dir, namespace, JVM_OPTIONS, properties, environment));
         replicas.add(replica);
-        serving.add(replica);
+        running.add(replica);
         endpoints.watch(address, replica.url("/q/health/ready"));
         return replica;
     }

@@ -5,6 +5,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -21,11 +22,13 @@ import java.util.regex.Pattern;
  * routed through a non-loopback interface (kube-proxy sets it for NodePorts on localhost, whose
  * packets go out to a pod's interface); here the DNATed packet never leaves {@code lo}.
  *
- * <p>When an endpoint stops serving, its UDP flows to the ClusterIP are deleted from conntrack,
- * as kube-proxy's {@code conntrack.CleanStaleEntries} does after each sync (entries whose original
- * destination is the ClusterIP and whose reply source is not a serving endpoint): a UDP client that
- * keeps its socket would otherwise keep sending to the endpoint it got until the entry times out.
- * TCP connections are left alone, as kube-proxy leaves them: they end on their own.
+ * <p>New flows go to the <em>ready</em> endpoints only. When an endpoint stops <em>serving</em>
+ * (its readiness probe fails, or it is removed), its UDP flows to the ClusterIP are deleted from
+ * conntrack, as kube-proxy's {@code conntrack.CleanStaleEntries} does after each sync (entries whose
+ * original destination is the ClusterIP and whose reply source is not a serving endpoint): a UDP
+ * client that keeps its socket would otherwise keep sending to the endpoint it got until the entry
+ * times out. A terminating endpoint that still serves keeps its UDP flows. TCP connections are left
+ * alone, as kube-proxy leaves them: they end on their own.
  */
 final class ServiceNat implements AutoCloseable {
     private static final String TABLE = "cluster_ip";
@@ -35,7 +38,7 @@ final class ServiceNat implements AutoCloseable {
     private final String clusterIp;
     private final int port;
     private final int targetPort;
-    private List<String> routed = List.of();
+    private Set<String> serving = Set.of();
 
     private ServiceNat(NetworkNamespace namespace, String clusterIp, int port, int targetPort) {
         this.namespace = namespace;
@@ -81,28 +84,29 @@ final class ServiceNat implements AutoCloseable {
     }
 
     /**
-     * Sends new flows to {@code endpoints} from now on, replacing the map in one nftables
+     * Sends new flows to the {@code ready} endpoints from now on, replacing the map in one nftables
      * transaction (a flow never sees a half-written map), then deletes the UDP flows of the
-     * endpoints that left. No endpoint: the ClusterIP refuses, as kube-proxy's reject rule does.
+     * endpoints that are no longer {@code serving}. No ready endpoint: the ClusterIP refuses, as
+     * kube-proxy's reject rule does.
      */
-    synchronized void route(List<String> endpoints) throws IOException, InterruptedException {
+    synchronized void route(List<String> ready, Set<String> serving) throws IOException, InterruptedException {
         StringBuilder transaction = new StringBuilder("flush chain ip " + TABLE + " endpoints\n");
-        if (!endpoints.isEmpty()) {
+        if (!ready.isEmpty()) {
             List<String> map = new ArrayList<>();
-            for (int i = 0; i < endpoints.size(); i++) {
-                map.add(i + " : " + endpoints.get(i));
+            for (int i = 0; i < ready.size(); i++) {
+                map.add(i + " : " + ready.get(i));
             }
             transaction.append("add rule ip ").append(TABLE).append(" endpoints meta l4proto { tcp, udp } dnat to numgen random mod ")
-                    .append(endpoints.size()).append(" map { ").append(String.join(", ", map)).append(" } : ")
+                    .append(ready.size()).append(" map { ").append(String.join(", ", map)).append(" } : ")
                     .append(targetPort).append('\n');
         }
         apply(transaction.toString());
-        for (String left : routed) {
-            if (!endpoints.contains(left)) {
+        for (String left : this.serving) {
+            if (!serving.contains(left)) {
                 forgetUdpFlows(left);
             }
         }
-        routed = List.copyOf(endpoints);
+        this.serving = Set.copyOf(serving);
     }
 
     private void forgetUdpFlows(String endpoint) throws IOException, InterruptedException {

@@ -26,8 +26,9 @@ import org.junit.jupiter.api.Test;
  * same namespace, is the replicas' DoT resolver.
  *
  * <p>A rolling update loses no query only if each replica keeps answering after SIGTERM until the
- * Service has stopped sending it new flows ({@code dotproxy.shutdown.drain-delay}); with a delay
- * of 0 the same roll loses queries, which shows that the test can fail.
+ * Service sends it neither new flows nor its old UDP flows ({@code dotproxy.shutdown.drain-delay}):
+ * its readiness must go down, so that its endpoint stops serving. With a delay of 0 the same roll
+ * loses queries, which shows that the test can fail.
  *
  * <p>What "no query lost" leaves out: when kube-proxy deletes a replica's UDP flows, an answer still
  * in flight comes back from the replica's own address instead of the ClusterIP's ({@link ServiceNat}
@@ -41,14 +42,26 @@ class ServiceRollingUpdateIT {
     private static final int SERVICE_PORT = 53;
     private static final int UNBOUND_PORT = 853;
     private static final int NAMES = 100;
-    /** The endpoints' lag behind a pod's readiness; see {@link EndpointsController}. */
+    /** The probes' period and kube-proxy's sync; see {@link EndpointsController}. */
     private static final Duration SYNC_PERIOD = Duration.ofSeconds(1);
-    /** Shorter than the 5 s default, to keep the test short, and still well above {@link #SYNC_PERIOD}. */
-    private static final String DRAIN_DELAY = "3s";
-    /** The manifests' terminationGracePeriodSeconds is above the drain; here, a bound for a stuck exit. */
+    /**
+     * The default: a draining replica stops serving here within {@code SYNC_PERIOD ×
+     * FAILURE_THRESHOLD} (2 s) and a probe; the rest is room for a loaded machine.
+     */
+    private static final String DRAIN_DELAY = "5s";
+    /** The manifests' terminationGracePeriodSeconds: an old replica that has not exited by then would be killed. */
     private static final Duration GRACE_PERIOD = Duration.ofSeconds(30);
-    /** dnsperf's wait for an answer: a query unanswered by then is lost. */
-    private static final int TIMEOUT_SECONDS = 3;
+    /**
+     * dnsperf's wait for an answer: a query unanswered by then is lost. Above the proxies' deadline
+     * ({@link #DEADLINE}), so that a slow answer comes as SERVFAIL, not as a loss.
+     */
+    private static final int TIMEOUT_SECONDS = 5;
+    /**
+     * The proxies' deadline ({@code dotproxy.timeout}), above its 2 s default: the two shared cores
+     * stall now and then for a second or two (other runs), which this test is not about. A replica
+     * that stops reading its socket loses the query however long its client waits.
+     */
+    private static final String DEADLINE = "4s";
     private static final int UDP_RATE = 400;
     private static final int TCP_RATE = 200;
 
@@ -155,8 +168,9 @@ class ServiceRollingUpdateIT {
                 "dotproxy.upstreams", "127.0.0.1:" + UNBOUND_PORT + "#" + UnboundServer.TLS_NAME,
                 "dotproxy.tls.ca-file", caFile.toString(),
                 // Every query goes to the resolver, so that one in flight at SIGTERM is a real upstream round trip.
-                "dotproxy.cache.enabled", "false"),
-                // The environment, not -D: a -D key under dotproxy that the build does not know stops start-up.
+                "dotproxy.cache.enabled", "false",
+                "dotproxy.timeout", DEADLINE),
+                // As a pod template's env sets it (ProxyProcess sets 0s unless a test says otherwise).
                 Map.of("DOTPROXY_SHUTDOWN_DRAIN_DELAY", drainDelay), endpoints);
     }
 
