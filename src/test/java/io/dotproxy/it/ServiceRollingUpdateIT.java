@@ -177,19 +177,22 @@ class ServiceRollingUpdateIT {
     /**
      * dnsperf over UDP and over TCP at once through the ClusterIP, at most two minutes. UDP: 64
      * clients, each its own socket and so its own flow, kept for the whole run (conntrack keeps each
-     * on its replica until the replica leaves the endpoints). TCP: 8 clients that reconnect every
-     * 20 queries (about every second), as clients with pooled connections do (CoreDNS's forward
+     * on its replica until the replica stops serving). TCP: 8 clients that reconnect every 20
+     * queries (about every second), as clients with pooled connections do (CoreDNS's forward
      * expires its connections after 10 s): a new connection is a new flow, to a ready replica.
+     * Queries outstanding ({@code -q}) may reach a whole timeout's worth, so that lost queries
+     * waiting for their timeout never hold back the rest of the load.
      */
     private record Load(DnsperfLoad udp, DnsperfLoad tcp) implements AutoCloseable {
         record Reports(DnsperfLoad.Report udp, DnsperfLoad.Report tcp) {}
 
         static Load start() throws Exception {
             List<String> common = List.of("-l", "120", "-t", String.valueOf(TIMEOUT_SECONDS));
-            DnsperfLoad udp = DnsperfLoad.start(namespace, dir, CLUSTER_IP, SERVICE_PORT, queries,
-                    concat(common, List.of("-m", "udp", "-c", "64", "-Q", String.valueOf(UDP_RATE))));
-            DnsperfLoad tcp = DnsperfLoad.start(namespace, dir, CLUSTER_IP, SERVICE_PORT, queries,
-                    concat(common, List.of("-m", "tcp", "-c", "8", "-Q", String.valueOf(TCP_RATE), "-O", "num-queries-per-conn=20")));
+            DnsperfLoad udp = DnsperfLoad.start(namespace, dir, CLUSTER_IP, SERVICE_PORT, queries, concat(common,
+                    List.of("-m", "udp", "-c", "64", "-Q", String.valueOf(UDP_RATE), "-q", String.valueOf(UDP_RATE * TIMEOUT_SECONDS))));
+            DnsperfLoad tcp = DnsperfLoad.start(namespace, dir, CLUSTER_IP, SERVICE_PORT, queries, concat(common,
+                    List.of("-m", "tcp", "-c", "8", "-Q", String.valueOf(TCP_RATE), "-q", String.valueOf(TCP_RATE * TIMEOUT_SECONDS),
+                            "-O", "num-queries-per-conn=20")));
             return new Load(udp, tcp);
         }
 
