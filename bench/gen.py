@@ -4,6 +4,8 @@
   gen.py zone WORK                 zone.conf (unbound local-data) and hot.txt in WORK
   gen.py miss FILE COUNT SEED      COUNT names under miss.bench, unique to this SEED
   gen.py mixed FILE COUNT SEED     unique A names, one query in ten a large TXT answer
+  gen.py zipf FILE COUNT SEED      COUNT draws, Zipf-distributed (s = 1), over 100,000 names
+                                   unique to this SEED: a cache's realistic mix of hits and misses
 
 - miss.bench: any name under it answers A 192.0.2.1 (a redirect zone), so every run can ask
   names no proxy has seen before: true cache misses, also for proxies that cache.
@@ -54,9 +56,26 @@ def names(path, count, seed, mixed):
                 out.write(f"{unique}.miss.bench A\n")
 
 
+ZIPF_NAMES = 100_000
+
+
+def zipf(path, count, seed):
+    # Rank r is drawn with weight 1/r (s = 1, as name popularity is commonly modelled): over a
+    # run of a few hundred thousand queries most are repeats of the head, while the tail keeps
+    # bringing names never asked before. Each run's names are its own, so every cache starts cold.
+    rng = random.Random(seed)
+    ranks = range(1, ZIPF_NAMES + 1)
+    weights = [1 / r for r in ranks]
+    with open(path, "w") as out:
+        for rank in rng.choices(ranks, weights=weights, k=count):
+            out.write(f"z{seed}-{rank}.hot.bench A\n")
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "zone":
         zone(Path(sys.argv[2]))
+    elif mode == "zipf":
+        zipf(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
     else:
         names(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), mode == "mixed")

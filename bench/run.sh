@@ -6,15 +6,25 @@
 #   bash bench/run.sh                 # everything (installs Debian packages when missing)
 #   BENCH_SECONDS=5 BENCH_REPEATS=1 BENCH_PROXIES="dot-proxy kresd" bash bench/run.sh
 #
+# Two families of proxies, each peer configured as its own documentation recommends for the job:
+#   engine (every cache off): dot-proxy and dot-proxy-guarded with dotproxy.cache.enabled=false,
+#     dnsdist with maxInFlight=100 (pipelined DoT) and no packet cache, kresd with
+#     policy.FLAGS('NO_CACHE'), unbound with cache-max-ttl: 0, stubby (no cache);
+#   as deployed (every cache on, "-cached"): dot-proxy with its default cache, dnsdist with a
+#     100,000-entry packet cache, kresd's 100 MB cache, unbound's caches.
 # Scenarios, each repeated BENCH_REPEATS times (the report gives medians):
 # Each proxy first gets an unrecorded warm-up (twice BENCH_WARMUP seconds, default 10: JIT, TLS),
 # with unique names (a warm cache would not help the cache-miss cells). All proxies then stay up
 # and the cells are interleaved (each scenario runs on every proxy in turn, the order rotating per
 # repeat), each after one unrecorded second of the same load that re-opens idle upstream connections.
 # One more pass of every cell (repeat 0) is run first and not recorded: see the main loop.
+#   (engine:)
 #   miss-udp / miss-tcp  maximum throughput, every name new to the run (cache misses), UDP / TCP
 #   rate-udp             fixed 2,000 q/s, unique A names plus large TXT answers: latency percentiles
+#   (as deployed:)
 #   hot-udp              maximum throughput over 1,000 names asked again and again (cache hits)
+#   zipf-udp             maximum throughput, names drawn Zipf (s = 1) from 100,000 new to the run:
+#                        about 85% repeats, the mix a cache sees in production
 #   ceiling              dnsperf -m dot straight at the upstream: what any proxy could reach at most
 # On two or more cores the load generator and the upstream share CPU 0 and the proxies share CPU 1
 # (only the one under load is busy).
@@ -27,11 +37,13 @@ repeats=${BENCH_REPEATS:-3}
 warmup=${BENCH_WARMUP:-10}
 # dot-proxy-guarded is dot-proxy with a per-client rate limit no client reaches: what the guard
 # costs per answer, in the same run.
-proxies=${BENCH_PROXIES:-"dot-proxy dot-proxy-guarded dnsdist kresd unbound stubby"}
+proxies=${BENCH_PROXIES:-"dot-proxy dot-proxy-guarded dnsdist kresd unbound stubby dot-proxy-cached dnsdist-cached kresd-cached unbound-cached"}
 work=$(mktemp -d /tmp/dot-proxy-bench.XXXXXX)
 raw=$work/raw
 mkdir -p "$raw" "$here/results"
-declare -A port=([dot-proxy]=5301 [dnsdist]=5302 [kresd]=5303 [unbound]=5304 [stubby]=5305 [dot-proxy-guarded]=5306)
+declare -A port=([dot-proxy]=5301 [dnsdist]=5302 [kresd]=5303 [unbound]=5304 [stubby]=5305 [dot-proxy-guarded]=5306
+                 [dot-proxy-cached]=5307 [dnsdist-cached]=5308 [kresd-cached]=5309 [unbound-cached]=5310)
+family() { case $1 in *-cached) echo deployed ;; *) echo engine ;; esac; }
 pids=()
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -152,29 +164,35 @@ sleep 1
 kdig @127.0.0.1 -p 8853 +tls +short a.miss.bench >/dev/null
 
 write_configs() {
-  cat > "$work/dnsdist.conf" <<CONF
-setLocal("127.0.0.1:${port[dnsdist]}")
+  local cached
+  for cached in "" "-cached"; do
+    # dnsdist: maxInFlight lets it pipeline queries out of order over each DoT connection, as its
+    # documentation recommends for DoT and TCP backends (without it: one query at a time).
+    cat > "$work/dnsdist$cached.conf" <<CONF
+setLocal("127.0.0.1:${port[dnsdist$cached]}")
 setSecurityPollSuffix("")
 -- The default health check asks a.root-servers.net, which the bench upstream does not serve.
-newServer({address="127.0.0.1:8853", tls="openssl", subjectName="bench.test", caStore="$work/ca.pem", validateCertificates=true, checkName="health.miss.bench."})
-getPool(""):setCache(newPacketCache(100000))
+newServer({address="127.0.0.1:8853", tls="openssl", subjectName="bench.test", caStore="$work/ca.pem", validateCertificates=true, checkName="health.miss.bench.", maxInFlight=100})
+$([ -n "$cached" ] && echo 'getPool(""):setCache(newPacketCache(100000))')
 CONF
-  mkdir -p "$work/kresd"
-  cat > "$work/kresd.conf" <<CONF
-net.listen('127.0.0.1', ${port[kresd]}, { kind = 'dns' })
+    mkdir -p "$work/kresd$cached"
+    cat > "$work/kresd$cached.conf" <<CONF
+net.listen('127.0.0.1', ${port[kresd$cached]}, { kind = 'dns' })
 trust_anchors.remove('.') -- the bench zone is unsigned; validation is not what is measured
 cache.size = 100 * MB
+$([ -z "$cached" ] && echo "policy.add(policy.all(policy.FLAGS({'NO_CACHE'}))) -- engine: every query forwarded")
 policy.add(policy.all(policy.TLS_FORWARD({{'127.0.0.1@8853', hostname='bench.test', ca_file='$work/ca.pem'}})))
 CONF
-  cat > "$work/forwarder.conf" <<CONF
+    cat > "$work/forwarder$cached.conf" <<CONF
 server:
-  interface: 127.0.0.1@${port[unbound]}
+  interface: 127.0.0.1@${port[unbound$cached]}
   num-threads: 1
   tls-cert-bundle: "$work/ca.pem"
   module-config: "iterator"
   do-not-query-localhost: no
   msg-cache-size: 64m
   rrset-cache-size: 128m
+$([ -z "$cached" ] && printf '  cache-max-ttl: 0\n  cache-max-negative-ttl: 0')
 $common_unbound
 forward-zone:
   name: "."
@@ -183,6 +201,7 @@ forward-zone:
 remote-control:
   control-enable: no
 CONF
+  done
   cat > "$work/stubby.yml" <<CONF
 resolution_type: GETDNS_RESOLUTION_STUB
 dns_transport_list:
@@ -202,21 +221,25 @@ CONF
 }
 write_configs
 
+start_dot_proxy() { # name http-port extra-properties... -> pid
+  local name=$1 http=$2; shift 2
+  # shellcheck disable=SC2086
+  start "$name" "${proxy_cpu[@]}" env "${malloc_env[@]}" java -XX:SharedArchiveFile="$work/app-cds.jsa" $java_opts \
+    -Ddotproxy.listen.host=127.0.0.1 -Ddotproxy.listen.port="${port[$name]}" \
+    -Ddotproxy.upstreams=127.0.0.1:8853#bench.test -Ddotproxy.tls.ca-file="$work/ca.pem" \
+    -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$http" "$@" -jar "$jar"
+}
+
 start_proxy() { # name -> pid
   case $1 in
-    dot-proxy) start dot-proxy "${proxy_cpu[@]}" env "${malloc_env[@]}" java -XX:SharedArchiveFile="$work/app-cds.jsa" $java_opts \
-                 -Ddotproxy.listen.host=127.0.0.1 -Ddotproxy.listen.port="${port[dot-proxy]}" \
-                 -Ddotproxy.upstreams=127.0.0.1:8853#bench.test -Ddotproxy.tls.ca-file="$work/ca.pem" \
-                 -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port=9080 -jar "$jar" ;;
-    dot-proxy-guarded) start dot-proxy-guarded "${proxy_cpu[@]}" env "${malloc_env[@]}" java \
-                 -XX:SharedArchiveFile="$work/app-cds.jsa" $java_opts \
-                 -Ddotproxy.listen.host=127.0.0.1 -Ddotproxy.listen.port="${port[dot-proxy-guarded]}" \
-                 -Ddotproxy.upstreams=127.0.0.1:8853#bench.test -Ddotproxy.tls.ca-file="$work/ca.pem" \
-                 -Ddotproxy.rate-limit.qps=1000000 -Ddotproxy.rate-limit.burst=1000000 \
-                 -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port=9081 -jar "$jar" ;;
-    dnsdist)   start dnsdist "${proxy_cpu[@]}" dnsdist --supervised --disable-syslog -C "$work/dnsdist.conf" ;;
-    kresd)     start kresd "${proxy_cpu[@]}" kresd -n -c "$work/kresd.conf" "$work/kresd" ;;
-    unbound)   start forwarder "${proxy_cpu[@]}" unbound -d -c "$work/forwarder.conf" ;;
+    dot-proxy) start_dot_proxy dot-proxy 9080 -Ddotproxy.cache.enabled=false ;;
+    dot-proxy-guarded) start_dot_proxy dot-proxy-guarded 9081 -Ddotproxy.cache.enabled=false \
+                 -Ddotproxy.rate-limit.qps=1000000 -Ddotproxy.rate-limit.burst=1000000 ;;
+    dot-proxy-cached) start_dot_proxy dot-proxy-cached 9082 ;;
+    dnsdist|dnsdist-cached) start "$1" "${proxy_cpu[@]}" dnsdist --supervised --disable-syslog -C "$work/$1.conf" ;;
+    kresd|kresd-cached) start "$1" "${proxy_cpu[@]}" kresd -n -c "$work/$1.conf" "$work/$1" ;;
+    unbound) start forwarder "${proxy_cpu[@]}" unbound -d -c "$work/forwarder.conf" ;;
+    unbound-cached) start forwarder-cached "${proxy_cpu[@]}" unbound -d -c "$work/forwarder-cached.conf" ;;
     stubby)    start stubby "${proxy_cpu[@]}" stubby -C "$work/stubby.yml" ;;
   esac
 }
@@ -288,6 +311,8 @@ cell() { # scenario name repeat: settles the proxy, then records one run of the 
     miss-tcp) kind=miss;  count=$miss_count; settle_count=150000; args=(-m tcp -c 8 -q 500) ;;
     rate-udp) kind=mixed; count=$(( seconds * 2000 + 1000 )); settle_count=3000; args=(-m udp -Q 2000 -c 4 -q 200 -e -v) ;;
     hot-udp)  kind=hot;   count=0; settle_count=0; args=(-m udp -c 8 -q 500) ;;
+    # Long enough not to loop at 150,000 q/s; the settling second draws names of its own.
+    zipf-udp) kind=zipf;  count=$(( seconds * 150000 )); settle_count=150000; args=(-m udp -c 8 -q 500) ;;
   esac
   # Between two of its own cells a proxy idles while the others run, longer than some idle
   # timeouts: one unrecorded second of the same load first brings back the upstream connections
@@ -356,9 +381,13 @@ mkdir -p "$raw/warmup"
 for i in $(seq 0 "$repeats"); do
   # The order rotates with each repeat, so no proxy always runs first or last.
   order=("${running[@]:$(( i % ${#running[@]} ))}" "${running[@]:0:$(( i % ${#running[@]} ))}")
-  for scenario in miss-udp miss-tcp rate-udp hot-udp; do
-    log "$( ((i)) && echo "run $i of $repeats" || echo "warm-up pass (not recorded)"): $scenario (${order[*]})"
-    for name in "${order[@]}"; do
+  for scenario in miss-udp miss-tcp rate-udp hot-udp zipf-udp; do
+    case $scenario in hot-udp|zipf-udp) wanted=deployed ;; *) wanted=engine ;; esac
+    cells=()
+    for name in "${order[@]}"; do [ "$(family "$name")" = "$wanted" ] && cells+=("$name"); done
+    ((${#cells[@]})) || continue
+    log "$( ((i)) && echo "run $i of $repeats" || echo "warm-up pass (not recorded)"): $scenario (${cells[*]})"
+    for name in "${cells[@]}"; do
       cell "$scenario" "$name" "$i"
     done
   done
@@ -368,7 +397,8 @@ for name in "${running[@]}"; do
   pid=${pid_of[$name]}
   if [ -r "/proc/$pid/status" ]; then # a proxy that died has no memory to report
     echo "rss $name $(awk '/VmRSS/ {print $2}' "/proc/$pid/status") $(awk '/VmHWM/ {print $2}' "/proc/$pid/status")" >> "$raw/meta.txt"
-    if [ "$name" = dot-proxy ]; then # what its RSS is made of, for the footprint target
+    if [ "$name" = dot-proxy-cached ] || { [ "$name" = dot-proxy ] && [[ " $proxies " != *" dot-proxy-cached "* ]]; }; then
+      # what its RSS is made of, with the cache as deployed when it ran
       jcmd=$(dirname "$(readlink -f "$(command -v java)")")/jcmd
       if footprint=$(python3 "$here/footprint.py" "$pid" "$jcmd"); then
         echo "footprint dot-proxy $footprint" >> "$raw/meta.txt"

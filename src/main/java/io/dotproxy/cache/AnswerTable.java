@@ -59,7 +59,7 @@ final class AnswerTable {
         }
         int slots = keys.length;
         while (slots > MIN_SLOTS && (slots > maxSlots || size <= slots / 8)) {
-            slots >>>= 1; // at most a quarter full after the shrink, as growth leaves it
+            slots >>>= 1; // a quarter full after a shrink for few entries; at most half, as put() allows, at maxSlots
         }
         if (slots != keys.length) {
             rehash(slots);

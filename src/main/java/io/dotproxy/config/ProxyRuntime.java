@@ -27,6 +27,7 @@ import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
@@ -57,13 +58,14 @@ public final class ProxyRuntime {
     private TlsClientContext tls;
     private UpstreamGroup fallback; // null: strict
     private CachingUpstream caching; // null until the cache is first turned on
-    private boolean cacheOn; // whether the pipeline answers from the cache and forwards through it
     /** Every DoT resolver of the settings in force, with its member (in the group, or about to be). */
     private final Map<DotResolver, Member> members;
     /** Members out of the settings that still serve the group in use: retired after the next regroup takes over. */
     private final List<Member> leaving = new ArrayList<>();
     /** Counts regroups, so that a group still connecting ahead is dropped when a newer one comes. */
     private long regroups;
+    /** Done once the members the last regroup added have settled: a newer regroup waits for them too. */
+    private Future<Void> settling;
 
     private final QueryPipeline pipeline;
     private final ProxyServer server;
@@ -104,7 +106,13 @@ public final class ProxyRuntime {
         return new ProxyRuntime(settings, loop, registry);
     }
 
-    private static TlsClientContext tlsFor(Optional<Path> caFile) {
+    /**
+     * The TLS client context that trusts {@code caFile} besides the system's CAs; a reload builds it
+     * off the event loop (reading the file and building the context takes tens of milliseconds).
+     *
+     * @throws ConfigError when the file holds no usable certificate
+     */
+    public static TlsClientContext tlsFor(Optional<Path> caFile) {
         try {
             return TlsClientContext.create(caFile);
         } catch (IllegalArgumentException e) {
@@ -169,11 +177,22 @@ public final class ProxyRuntime {
      * @throws ConfigError when a new CA file holds no usable certificate; nothing has changed then
      */
     public Applied apply(ProxySettings next) {
+        return apply(next, null);
+    }
+
+    /**
+     * {@link #apply(ProxySettings)}, with the TLS context of {@code next}'s CA file built ahead by
+     * {@link #tlsFor} (off the event loop); null to build it here if the CA file changed.
+     */
+    public Applied apply(ProxySettings next, TlsClientContext prepared) {
         SettingsChange change = SettingsChange.between(settings, next);
         ProxySettings.Forwarding was = settings.forwarding();
         ProxySettings.Forwarding now = next.forwarding();
         // What can fail comes first, so that a rejected change leaves everything as it was.
-        TlsClientContext nextTls = was.caFile().equals(now.caFile()) ? tls : tlsFor(now.caFile());
+        TlsClientContext nextTls = was.caFile().equals(now.caFile()) ? tls
+                : prepared != null ? prepared : tlsFor(now.caFile());
+        // Queries accepted under the old deadline may still run when it was the longer one.
+        Duration deadline = Collections.max(List.of(settings.pipeline().timeout(), next.pipeline().timeout()));
 
         boolean newGuard = change.changed().contains(SettingsChange.Part.GUARD);
         boolean newPipeline = change.changed().contains(SettingsChange.Part.PIPELINE);
@@ -186,8 +205,10 @@ public final class ProxyRuntime {
         if (change.changed().contains(SettingsChange.Part.TCP)) {
             server.reconfigure(next.listen().tcp());
         }
-        if (change.changed().contains(SettingsChange.Part.CACHE) || newPipeline) {
-            applyCache(next.cache(), next.pipeline().timeout());
+        if (change.changed().contains(SettingsChange.Part.CACHE)) {
+            applyCache(next.cache(), deadline);
+        } else if (newPipeline && caching != null) {
+            caching.reconfigure(next.cache(), next.pipeline().timeout()); // the refreshes' deadline
         }
         tls = nextTls;
         boolean newFallback = !was.fallback().equals(now.fallback())
@@ -206,14 +227,14 @@ public final class ProxyRuntime {
         Future<Void> inForce = loop.newSucceededFuture(null);
         if (!change.added().isEmpty() || !change.removed().isEmpty()
                 || change.changed().contains(SettingsChange.Part.FORWARDING)) {
-            inForce = regroup(change, now, next.pipeline().timeout());
+            inForce = regroup(change, now, deadline);
         }
         return new Applied(change, change.needsRestart(), inForce);
     }
 
     /**
      * Turns the cache on or off, or gives it new settings. Once made, the cache is kept (its
-     * meters watch it), emptied while it is off.
+     * meters watch it), emptied while it is off. Call before the settings in force are replaced.
      */
     private void applyCache(ResponseCache.Settings cacheSettings, Duration deadline) {
         if (cacheSettings.enabled()) {
@@ -226,15 +247,13 @@ public final class ProxyRuntime {
                 caching.reconfigure(cacheSettings, deadline);
             }
             pipeline.route(caching, caching);
-            cacheOn = true;
         } else if (caching != null) {
             pipeline.route(LocalAnswers.NONE, group);
-            cacheOn = false;
             ResponseCache cache = caching.cache();
             cache.clear();
             // Answers to the queries in flight when it went off would still be stored: empty it again after them.
             loop.schedule(() -> {
-                if (!cacheOn) {
+                if (!settings.cache().enabled()) {
                     cache.clear();
                 }
             }, deadline.plusSeconds(1).toMillis(), TimeUnit.MILLISECONDS);
@@ -254,11 +273,15 @@ public final class ProxyRuntime {
         for (DotResolver resolver : change.removed()) {
             Member member = members.remove(resolver);
             leaving.add(member);
-            if (change.added().stream().anyMatch(added -> added.toString().equals(member.name()))) {
-                member.removeMeters(); // replaced under the same name: the successor's meters must be its own
-            }
+            // Now, not when it retires: a member added under the same name, in this reload or the
+            // next, registers meters of the same names, which must be its own. The queries the
+            // leaving member still finishes go uncounted.
+            member.removeMeters();
         }
         PromiseCombiner connecting = new PromiseCombiner(loop);
+        if (settling != null && !settling.isDone()) {
+            connecting.add(settling); // members an earlier regroup added, still connecting, are in this group too
+        }
         for (DotResolver resolver : change.added()) {
             Member member = Member.dot(resolver, tls, loop, now.connections(), now.probing(), registry);
             members.put(resolver, member);
@@ -269,6 +292,7 @@ public final class ProxyRuntime {
         long generation = ++regroups;
         Promise<Void> settled = loop.newPromise();
         connecting.finish(settled);
+        settling = settled;
         // Connect and handshake are each bounded by the connect timeout; the timer is a backstop.
         Duration atMost = now.connections().connectTimeout().multipliedBy(2).plusSeconds(1);
         ScheduledFuture<?> backstop = loop.schedule(() -> settled.trySuccess(null), atMost.toMillis(),
@@ -289,8 +313,8 @@ public final class ProxyRuntime {
         if (caching != null) {
             caching.forwardTo(replacement);
         }
-        if (!cacheOn) {
-            pipeline.forwardTo(replacement);
+        if (!settings.cache().enabled()) {
+            pipeline.route(LocalAnswers.NONE, replacement);
         }
         group = replacement;
         if (!leaving.isEmpty()) {
@@ -323,14 +347,19 @@ public final class ProxyRuntime {
         closeUpstreams();
     }
 
-    /** Closes every upstream: in the group in use, about to take over, or leaving. */
+    /**
+     * Closes every upstream: in the group in use, about to take over (which it then never does), or
+     * leaving; the fallback too. Closing a member twice is harmless.
+     */
     private void closeUpstreams() {
-        group.close();
         loop.execute(() -> {
-            List<Member> others = new ArrayList<>(members.values());
-            others.addAll(leaving);
-            others.removeAll(group.members());
-            others.forEach(Member::close);
+            regroups++;
+            group.close();
+            if (fallback != null) {
+                fallback.close();
+            }
+            members.values().forEach(Member::close);
+            leaving.forEach(Member::close);
         });
     }
 

@@ -1,6 +1,7 @@
 package io.dotproxy.config;
 
 import io.dotproxy.metrics.Tally;
+import io.dotproxy.upstream.TlsClientContext;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.channel.EventLoop;
@@ -60,10 +61,12 @@ final class SettingsReloader implements SettingsWatcher.Listener, AutoCloseable 
     @Override
     public void changed() {
         ProxySettings next;
+        TlsClientContext tls;
         try {
             SettingsRereader.Reading reading = rereader.read(file);
             reading.maskedKeys().forEach(LOG::warn);
             next = reading.settings();
+            tls = ProxyRuntime.tlsFor(next.forwarding().caFile()); // here, not on the event loop
         } catch (ConfigError e) {
             reject(e.getMessage());
             return;
@@ -74,18 +77,12 @@ final class SettingsReloader implements SettingsWatcher.Listener, AutoCloseable 
             reject(e.getMessage());
             return;
         }
-        loop.execute(() -> apply(next));
+        loop.execute(() -> apply(next, tls));
     }
 
-    private void apply(ProxySettings next) {
+    private void apply(ProxySettings next, TlsClientContext tls) {
         ProxySettings before = runtime.settings();
-        ProxyRuntime.Applied result;
-        try {
-            result = runtime.apply(next);
-        } catch (ConfigError e) {
-            reject(e.getMessage()); // a new CA file without a usable certificate: nothing was changed
-            return;
-        }
+        ProxyRuntime.Applied result = runtime.apply(next, tls);
         if (result.change().isEmpty()) {
             unchanged.increment();
             LOG.infof("Settings file %s changed, the settings did not", file);
@@ -93,8 +90,9 @@ final class SettingsReloader implements SettingsWatcher.Listener, AutoCloseable 
         }
         applied.increment();
         if (!runtime.settings().equals(before)) {
-            generation.incrementAndGet();
-            LOG.infof("Settings from %s applied (generation %d): %s", file, generation.get(), result.change().changed());
+            // The generation says what serves: it moves once new upstreams have taken over.
+            result.inForce().addListener(done -> LOG.infof("Settings from %s applied (generation %d): %s", file,
+                    generation.incrementAndGet(), result.change().changed()));
         }
         if (!result.needsRestart().isEmpty()) {
             LOG.warnf("Settings from %s that need a restart to apply: %s", file, String.join(", ", result.needsRestart()));

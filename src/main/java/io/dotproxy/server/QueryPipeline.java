@@ -52,7 +52,7 @@ public final class QueryPipeline {
     // Replaced by reconfigure(), on the event loop, like everything the pipeline holds.
     private Admission admission;
     private LocalAnswers localAnswers; // with upstream, replaced by route(), on the event loop
-    private Upstream upstream; // replaced by forwardTo() or route(), on the event loop
+    private Upstream upstream; // replaced by route(), on the event loop
     private long timeoutNanos;
     private int maxUdpPayload;
     private int maxInFlight;
@@ -67,14 +67,10 @@ public final class QueryPipeline {
         reconfigure(admission, settings);
     }
 
-    /** From the next query on, queries go to {@code next} (a reload changed the upstreams). Call on the event loop. */
-    public void forwardTo(Upstream next) {
-        upstream = next;
-    }
-
     /**
      * From the next query on, queries are answered locally by {@code local} when it can, and go to
-     * {@code next} otherwise (a reload turned the cache on or off). Call on the event loop.
+     * {@code next} otherwise (a reload turned the cache on or off, or changed the upstreams). Call
+     * on the event loop.
      */
     public void route(LocalAnswers local, Upstream next) {
         localAnswers = local;

@@ -242,8 +242,8 @@ public final class TcpListener {
          */
         private void end() {
             if (ending) {
-                if (clientFinished) {
-                    ctx.close(); // its FIN came while lingering
+                if (clientFinished && lingerLimit != null) {
+                    ctx.close(); // its FIN came while lingering; before that, the write's listener closes
                 }
                 return;
             }

@@ -118,8 +118,7 @@ public final class UpstreamGroup implements Upstream {
 
     @Override
     public void close() {
-        members.forEach(m -> m.health().close());
-        members.forEach(m -> m.upstream().close());
+        members.forEach(Member::close);
         if (fallback != null) {
             fallback.close();
         }

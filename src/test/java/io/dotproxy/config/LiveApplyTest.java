@@ -216,6 +216,27 @@ class LiveApplyTest {
     }
 
     @Test
+    void aResolverRemovedAndAddedBackAtOnceCountsItsQueriesBeforeAndAfterTheOldMemberRetires() throws Exception {
+        try (FakeUpstream first = FakeUpstream.start(CERT, FakeUpstream.answering());
+             FakeUpstream second = FakeUpstream.start(CERT, FakeUpstream.answering());
+             ProxyHarness proxy = ProxyHarness.start(CA, TIMEOUT, first)) {
+            ProxySettings original = proxy.settings();
+            proxy.apply(withResolvers(original, second));
+            proxy.apply(original); // a reverted edit: the first resolver's old member has not retired yet
+
+            for (int i = 0; i < 3; i++) {
+                assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("back" + i + ".example.")).getRcode());
+            }
+            assertEquals(3, proxy.count("dotproxy.upstream.requests", "upstream", name(first), "result", "answered"),
+                    "the new member counts in meters of its own");
+            Thread.sleep(TIMEOUT.plusMillis(1500).toMillis()); // the old member retires
+            assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("later.example.")).getRcode());
+            assertEquals(4, proxy.count("dotproxy.upstream.requests", "upstream", name(first), "result", "answered"),
+                    "its retirement took none of the new member's meters");
+        }
+    }
+
+    @Test
     void aNewResolverTakesNoQueryUntilItsConnectionHasSettled() throws Exception {
         // A resolver that accepts TCP but never answers the TLS handshake: it settles at the connect timeout.
         try (FakeUpstream first = FakeUpstream.start(CERT, FakeUpstream.answering());
