@@ -156,9 +156,12 @@ final class ProxyDeployment implements AutoCloseable {
         return replica;
     }
 
-    /** Stops every replica still running (SIGTERM, then SIGKILL after 10 s) and forgets it. */
+    /** Stops every replica still running (SIGTERM to all at once, then SIGKILL to any left after 10 s) and forgets it. */
     @Override
     public void close() throws InterruptedException {
+        for (Replica replica : replicas) {
+            replica.process.terminate();
+        }
         for (Replica replica : replicas) {
             replica.process.close();
             endpoints.forget(replica.address);
