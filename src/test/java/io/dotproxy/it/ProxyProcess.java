@@ -39,6 +39,12 @@ final class ProxyProcess implements AutoCloseable {
     /** Starts the jar with JVM options, {@code -D} properties and extra environment variables. */
     static ProxyProcess start(Path dir, List<String> jvmOptions, Map<String, String> properties,
                               Map<String, String> environment) throws IOException {
+        return start(dir, Network.HOST, jvmOptions, properties, environment);
+    }
+
+    /** Starts the jar in {@code network}, with JVM options, {@code -D} properties and extra environment variables. */
+    static ProxyProcess start(Path dir, Network network, List<String> jvmOptions, Map<String, String> properties,
+                              Map<String, String> environment) throws IOException {
         if (!Files.isRegularFile(JAR)) {
             throw new IOException(JAR + " is missing: run the package phase first (./mvnw verify)");
         }
@@ -49,7 +55,7 @@ final class ProxyProcess implements AutoCloseable {
         command.add("-jar");
         command.add(JAR.toString());
         Path log = Files.createTempFile(dir, "proxy", ".log");
-        ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
+        ProcessBuilder builder = new ProcessBuilder(network.command(command)).redirectErrorStream(true).redirectOutput(log.toFile());
         builder.environment().put("DOTPROXY_SHUTDOWN_DRAIN_DELAY", "0s"); // -D and the test's own variables win
         builder.environment().putAll(environment);
         return new ProxyProcess(builder.start(), log);
@@ -60,22 +66,29 @@ final class ProxyProcess implements AutoCloseable {
         return Path.of(System.getProperty("java.home"), "bin", "java").toString();
     }
 
-    /** Waits until {@code /q/health/ready} answers 200. */
+    /** Waits until {@code /q/health/ready} on 127.0.0.1 answers 200. */
     void awaitReady(int httpPort) throws Exception {
         HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(1)).build();
         HttpRequest ready = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + httpPort + "/q/health/ready"))
                 .timeout(Duration.ofSeconds(2)).build();
-        boolean isReady = Eventually.holds(Duration.ofSeconds(30), Duration.ofMillis(100), () -> {
-            if (!process.isAlive()) {
-                throw new IOException("proxy exited with " + process.exitValue() + ": " + output());
-            }
+        awaitReady(() -> {
             try {
                 return client.send(ready, HttpResponse.BodyHandlers.discarding()).statusCode() == 200;
             } catch (IOException notYet) {
                 return false; // not listening yet
             }
         });
-        if (!isReady) {
+    }
+
+    /** Waits until {@code isReady} holds, failing at once if the proxy exits. */
+    void awaitReady(Eventually.Attempt<Boolean> isReady) throws Exception {
+        boolean ready = Eventually.holds(Duration.ofSeconds(30), Duration.ofMillis(100), () -> {
+            if (!process.isAlive()) {
+                throw new IOException("proxy exited with " + process.exitValue() + ": " + output());
+            }
+            return isReady.get();
+        });
+        if (!ready) {
             throw new IOException("proxy not ready in time: " + output());
         }
     }

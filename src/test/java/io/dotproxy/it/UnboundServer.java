@@ -3,8 +3,6 @@ package io.dotproxy.it;
 import io.dotproxy.testing.Eventually;
 import io.dotproxy.testing.TestCa;
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -68,6 +66,11 @@ final class UnboundServer implements AutoCloseable {
     }
 
     static UnboundServer start(TestCa ca, Path dir, int port, Options options) throws Exception {
+        return start(ca, dir, port, options, Network.HOST);
+    }
+
+    /** Starts unbound in {@code network} (listening on its 127.0.0.1). */
+    static UnboundServer start(TestCa ca, Path dir, int port, Options options, Network network) throws Exception {
         TestCa.Issued certificate = ca.issue(List.of(TLS_NAME), List.of("127.0.0.1"));
         Path cert = dir.resolve("unbound.pem");
         Path key = dir.resolve("unbound.key");
@@ -119,14 +122,14 @@ final class UnboundServer implements AutoCloseable {
                 remote-control:
                 %6$s""".formatted(port, key, cert, dir, zone, remoteControl));
         Path log = dir.resolve("unbound.log");
-        ProcessBuilder builder = new ProcessBuilder(executable(), "-d", "-c", config.toString())
+        ProcessBuilder builder = new ProcessBuilder(network.command(List.of(executable(), "-d", "-c", config.toString())))
                 .redirectErrorStream(true).redirectOutput(log.toFile());
         if (options.noDelay()) {
             builder.environment().put("LD_PRELOAD", compileNoDelayShim(dir).toString());
         }
         Process process = builder.start();
         UnboundServer server = new UnboundServer(process, port, log, config, options.countQueries());
-        server.awaitListening();
+        server.awaitListening(network);
         return server;
     }
 
@@ -183,16 +186,12 @@ final class UnboundServer implements AutoCloseable {
         }
     }
 
-    private void awaitListening() throws Exception {
+    private void awaitListening(Network network) throws Exception {
         boolean listening = Eventually.holds(Duration.ofSeconds(15), Duration.ofMillis(100), () -> {
             if (!process.isAlive()) {
                 throw new IOException("unbound exited: " + Files.readString(log));
             }
-            try (Socket probe = new Socket(InetAddress.getLoopbackAddress(), port)) {
-                return true;
-            } catch (IOException notYet) {
-                return false;
-            }
+            return network.acceptsTcp("127.0.0.1", port);
         });
         if (!listening) {
             throw new IOException("unbound did not listen on port " + port + ": " + Files.readString(log));
