@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.dotproxy.testing.Manifests;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.EnvVar;
+import io.fabric8.kubernetes.api.model.Probe;
 import io.fabric8.kubernetes.api.model.apps.Deployment;
 import java.io.IOException;
 import java.io.StringReader;
@@ -107,6 +108,19 @@ class DeployedSettingsTest {
         Duration drain = settings.listen().drainDelay().plus(settings.pipeline().timeout()).plusSeconds(1);
         Duration grace = Duration.ofSeconds(deployment.getSpec().getTemplate().getSpec().getTerminationGracePeriodSeconds());
         assertTrue(grace.compareTo(drain) > 0, "terminationGracePeriodSeconds " + grace.toSeconds() + " s, drain " + drain);
+    }
+
+    /**
+     * A draining pod answers for the drain delay; it must stop serving before that ends, so that
+     * kube-proxy moves its UDP flows while it still answers: readiness fails within the probe's
+     * period × failure threshold, plus a second for the endpoints and kube-proxy to sync.
+     */
+    @Test
+    void theDrainDelayOutlastsReadinessGoingDownAndASync() throws IOException {
+        Probe readiness = deployment.getSpec().getTemplate().getSpec().getContainers().get(0).getReadinessProbe();
+        Duration notServing = Duration.ofSeconds((long) readiness.getPeriodSeconds() * readiness.getFailureThreshold() + 1);
+        Duration drainDelay = read(text).settings().listen().drainDelay();
+        assertTrue(drainDelay.compareTo(notServing) > 0, "drain delay " + drainDelay + ", out of the Service after " + notServing);
     }
 
     /** Reads {@code settings} as the mounted settings file, under the production profile. */
