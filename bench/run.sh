@@ -401,9 +401,9 @@ for name in "${running[@]}"; do
       # what its RSS is made of, with the cache as deployed when it ran
       jcmd=$(dirname "$(readlink -f "$(command -v java)")")/jcmd
       if footprint=$(python3 "$here/footprint.py" "$pid" "$jcmd"); then
-        echo "footprint dot-proxy $footprint" >> "$raw/meta.txt"
+        echo "footprint $name $footprint" >> "$raw/meta.txt"
       else
-        log "no RSS breakdown for dot-proxy (bench/footprint.py failed)"
+        log "no RSS breakdown for $name (bench/footprint.py failed)"
       fi
     fi
   fi
