@@ -19,9 +19,7 @@ import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.Socket;
-import java.net.SocketTimeoutException;
 import java.time.Duration;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -65,14 +63,8 @@ class DrainTest {
     /** The next answer on {@code socket}, or null when none comes within {@code waitMillis}. */
     private static Message receive(DatagramSocket socket, int waitMillis) throws IOException {
         socket.setSoTimeout(waitMillis);
-        byte[] buffer = new byte[1232];
-        DatagramPacket packet = new DatagramPacket(buffer, buffer.length);
-        try {
-            socket.receive(packet);
-        } catch (SocketTimeoutException none) {
-            return null;
-        }
-        return new Message(Arrays.copyOf(buffer, packet.getLength()));
+        byte[] answer = DnsClient.receive(socket);
+        return answer == null ? null : new Message(answer);
     }
 
     private static boolean refusesConnections(int port) {

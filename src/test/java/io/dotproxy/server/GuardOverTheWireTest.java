@@ -12,9 +12,7 @@ import java.io.IOException;
 import java.net.DatagramPacket;
 import java.net.DatagramSocket;
 import java.net.InetSocketAddress;
-import java.net.SocketTimeoutException;
 import java.time.Duration;
-import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.xbill.DNS.EDNSOption;
@@ -93,13 +91,7 @@ class GuardOverTheWireTest {
     private static Message exchange(DatagramSocket socket, InetSocketAddress server, Message query) throws IOException {
         byte[] wire = query.toWire();
         socket.send(new DatagramPacket(wire, wire.length, server));
-        byte[] buffer = new byte[1232];
-        DatagramPacket packet = new DatagramPacket(buffer, buffer.length);
-        try {
-            socket.receive(packet);
-        } catch (SocketTimeoutException none) {
-            return null;
-        }
-        return new Message(Arrays.copyOf(buffer, packet.getLength()));
+        byte[] answer = DnsClient.receive(socket);
+        return answer == null ? null : new Message(answer);
     }
 }

@@ -55,15 +55,20 @@ public final class DnsClient {
         try (DatagramSocket socket = new DatagramSocket(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0))) {
             socket.setSoTimeout(waitMillis);
             socket.send(new DatagramPacket(datagram, datagram.length, InetAddress.getLoopbackAddress(), port));
-            byte[] buffer = new byte[65535];
-            DatagramPacket packet = new DatagramPacket(buffer, buffer.length);
-            try {
-                socket.receive(packet);
-            } catch (SocketTimeoutException e) {
-                return null;
-            }
-            return Arrays.copyOf(buffer, packet.getLength());
+            return receive(socket);
         }
+    }
+
+    /** The next datagram's octets on {@code socket}, or null when none comes within its timeout. */
+    public static byte[] receive(DatagramSocket socket) throws IOException {
+        byte[] buffer = new byte[65535];
+        DatagramPacket packet = new DatagramPacket(buffer, buffer.length);
+        try {
+            socket.receive(packet);
+        } catch (SocketTimeoutException none) {
+            return null;
+        }
+        return Arrays.copyOf(buffer, packet.getLength());
     }
 
     /** Sends over a new TCP connection and waits for the answer. */
