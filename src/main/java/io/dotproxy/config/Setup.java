@@ -44,8 +44,7 @@ public class Setup {
     /**
      * The proxy's meters go straight into the Prometheus registry that {@code /q/metrics} reads,
      * not through Quarkus's global composite: a timer recorded through the composite walks its
-     * children on every query, and records nothing until Quarkus has attached the Prometheus
-     * registry to it, which can be after the first queries are answered.
+     * children on every query, and a composite keeps nothing recorded before a child is attached.
      */
     @Inject
     PrometheusMeterRegistry registry;
