@@ -34,6 +34,8 @@ final class CachedAnswer {
     private final long staleUntil;
     private final long lifetimeNanos;
     private final boolean negative;
+    // Written by the lanes that hit the entry, without a lock: two lanes at once may lose a hit or
+    // both refresh it, which costs one upstream query and nothing else.
     private int hits;
     private boolean refreshing;
 

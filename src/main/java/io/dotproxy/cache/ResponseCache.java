@@ -30,6 +30,11 @@ import java.util.function.LongSupplier;
  * Doorkeeper}): names asked once pass through without pushing out the others.
  * An entry stays servable for max-stale past its lifetime (RFC 8767), then goes: when it is
  * next looked up, or when the {@link AnswerTable}'s CLOCK hand passes it.
+ *
+ * <p>One cache serves every lane (event loop). It is split into segments by key, each a table and
+ * a doorkeeper of its own under its own lock, held only for a lookup or an insertion (parsing and
+ * copying happen outside): with one lane there is one segment and its lock is never contended;
+ * with more, lanes rarely meet on one. Each segment holds its share of the size bound.
  */
 public final class ResponseCache {
     /** How long a SERVFAIL is kept: long enough to spare a failing upstream a storm, short enough to recover. */
@@ -51,42 +56,75 @@ public final class ResponseCache {
     public record Settings(boolean enabled, long maxBytes, Duration minTtl, Duration maxTtl, Duration maxNegativeTtl,
                            Duration maxStale, Duration staleAnswerTimeout, int prefetchAfter) {}
 
-    private final AnswerTable entries;
-    private final Doorkeeper doorkeeper = new Doorkeeper();
-    // Replaced by reconfigure(), on the event loop.
-    private long minTtl;
-    private long maxTtl;
-    private long maxNegativeTtl;
-    private long maxStaleNanos;
+    /** A share of the cache: its entries and doorkeeper, guarded by the segment's own lock. */
+    private static final class Segment {
+        final AnswerTable entries;
+        final Doorkeeper doorkeeper;
+
+        Segment(long budget, int doorkeeperWindow, Runnable evicted) {
+            entries = new AnswerTable(budget, evicted);
+            doorkeeper = new Doorkeeper(doorkeeperWindow);
+        }
+    }
+
+    /** The lifetimes settings, in the units the cache works in; replaced whole by a reload. */
+    private record Lifetimes(long minTtl, long maxTtl, long maxNegativeTtl, long maxStaleNanos) {
+        static Lifetimes of(Settings settings) {
+            return new Lifetimes(settings.minTtl().toSeconds(), settings.maxTtl().toSeconds(),
+                    settings.maxNegativeTtl().toSeconds(), settings.maxStale().toNanos());
+        }
+    }
+
+    private final Segment[] segments;
+    private final int segmentShift;
+    private volatile Lifetimes lifetimes;
     private final LongSupplier clock;
     private final CacheMetrics metrics;
 
     /**
+     * A cache for one lane.
+     *
      * @param clock {@link System#nanoTime()}, or a test's clock: the cache reads time only from it
      */
     public ResponseCache(Settings settings, LongSupplier clock, CacheMetrics metrics) {
+        this(settings, clock, metrics, 1);
+    }
+
+    /**
+     * A cache shared by {@code lanes} event loops: four segments a lane (a power of two), or one
+     * for a single lane.
+     */
+    public ResponseCache(Settings settings, LongSupplier clock, CacheMetrics metrics, int lanes) {
         this.clock = clock;
         this.metrics = metrics;
-        this.entries = new AnswerTable(settings.maxBytes(), metrics::evicted);
-        setLifetimes(settings);
+        int count = lanes <= 1 ? 1 : Integer.highestOneBit(lanes * 4 - 1) << 1;
+        this.segments = new Segment[count];
+        this.segmentShift = 64 - Integer.numberOfTrailingZeros(count);
+        for (int i = 0; i < count; i++) {
+            segments[i] = new Segment(settings.maxBytes() / count, Doorkeeper.WINDOW / count, metrics::evicted);
+        }
+        this.lifetimes = Lifetimes.of(settings);
         metrics.watch(this);
+    }
+
+    /** The segment of {@code key}: its top bits (the table's slot comes from the low ones). */
+    private Segment segment(long key) {
+        return segments.length == 1 ? segments[0] : segments[(int) (key >>> segmentShift)];
     }
 
     /**
      * Keeps answers by {@code settings} from now on (a reload). The entries stay, since no setting
      * changes what a key means, with the lifetimes they were given; a smaller size bound evicts
-     * down to it at once. Call on the event loop.
+     * down to it at once. May be called from any thread.
      */
     public void reconfigure(Settings settings) {
-        setLifetimes(settings);
-        entries.resize(settings.maxBytes(), now());
-    }
-
-    private void setLifetimes(Settings settings) {
-        minTtl = settings.minTtl().toSeconds();
-        maxTtl = settings.maxTtl().toSeconds();
-        maxNegativeTtl = settings.maxNegativeTtl().toSeconds();
-        maxStaleNanos = settings.maxStale().toNanos();
+        lifetimes = Lifetimes.of(settings);
+        long now = now();
+        for (Segment segment : segments) {
+            synchronized (segment) {
+                segment.entries.resize(settings.maxBytes() / segments.length, now);
+            }
+        }
     }
 
     /** The time now, from the cache's clock. */
@@ -99,7 +137,12 @@ public final class ResponseCache {
      * is {@link Question#key} of the query.
      */
     CachedAnswer find(long key, ByteBuf query, Message parsed, long now) {
-        CachedAnswer entry = entries.get(key, now);
+        Segment segment = segment(key);
+        CachedAnswer entry;
+        synchronized (segment) {
+            entry = segment.entries.get(key, now);
+        }
+        // Outside the lock: an entry never changes once stored (but for its hit count).
         return entry != null && entry.answers(query, parsed) ? entry : null;
     }
 
@@ -130,6 +173,7 @@ public final class ResponseCache {
         } catch (WireFormatException e) {
             return Storing.MISMATCH;
         }
+        Lifetimes limits = lifetimes;
         int rcode = view.rcode();
         boolean hasAnswers = Header.ancount(answer, view.start()) > 0;
         long now = now();
@@ -137,13 +181,13 @@ public final class ResponseCache {
         long lifetime;
         if (rcode == Rcode.NOERROR && hasAnswers) {
             kind = Storing.POSITIVE;
-            lifetime = clamp(scan.smallest());
+            lifetime = clamp(scan.smallest(), limits);
         } else if (rcode == Rcode.NXDOMAIN || rcode == Rcode.NOERROR) {
             if (scan.negative() < 0) {
                 return Storing.NO_SOA;
             }
             kind = Storing.NEGATIVE;
-            lifetime = Math.min(scan.negative(), maxNegativeTtl);
+            lifetime = Math.min(scan.negative(), limits.maxNegativeTtl());
         } else if (rcode == Rcode.SERVFAIL) {
             if (find(key, query, parsed, now) != null) {
                 return Storing.KEPT_OLDER;
@@ -158,38 +202,56 @@ public final class ResponseCache {
         }
         // Turned away before anything is copied: under a flood of new names this is the common case.
         int weight = CachedAnswer.weight(view.length(), question.length, scan.offsets().length);
-        if (entries.wouldEvictFor(key, weight) && !doorkeeper.seenBefore(key)) {
-            return Storing.ONE_OFF;
+        Segment segment = segment(key);
+        synchronized (segment) {
+            if (segment.entries.wouldEvictFor(key, weight) && !segment.doorkeeper.seenBefore(key)) {
+                return Storing.ONE_OFF;
+            }
         }
         byte[] wire = new byte[view.length()];
         ByteBuf stored = Unpooled.wrappedBuffer(wire).setBytes(0, answer, view.start(), wire.length);
         for (int offset : scan.offsets()) {
             long ttl = Ttls.read(stored, offset);
-            stored.setInt(offset, (int) (kind == Storing.POSITIVE ? clamp(ttl) : Math.min(ttl, lifetime)));
+            stored.setInt(offset, (int) (kind == Storing.POSITIVE ? clamp(ttl, limits) : Math.min(ttl, lifetime)));
         }
         // A SERVFAIL holds no data to serve stale (RFC 8767 serves expired answers): it goes at its lifetime.
-        long staleNanos = kind == Storing.SERVFAIL ? 0 : maxStaleNanos;
-        entries.put(key, new CachedAnswer(question, Question.bits(parsed), wire, scan.offsets(), now, lifetime,
-                staleNanos, kind == Storing.NEGATIVE), now);
+        long staleNanos = kind == Storing.SERVFAIL ? 0 : limits.maxStaleNanos();
+        CachedAnswer entry = new CachedAnswer(question, Question.bits(parsed), wire, scan.offsets(), now, lifetime,
+                staleNanos, kind == Storing.NEGATIVE);
+        synchronized (segment) {
+            segment.entries.put(key, entry, now);
+        }
         return kind;
     }
 
-    private long clamp(long ttl) {
-        return Math.max(minTtl, Math.min(maxTtl, ttl));
+    private static long clamp(long ttl, Lifetimes limits) {
+        return Math.max(limits.minTtl(), Math.min(limits.maxTtl(), ttl));
     }
 
     /** Entries held, stale ones and expired ones not yet found included. */
     public long entries() {
-        return entries.size();
+        long sum = 0;
+        for (Segment segment : segments) {
+            sum += segment.entries.size();
+        }
+        return sum;
     }
 
     /** Octets the entries hold, as the size bound counts them. */
     public long bytes() {
-        return entries.bytes();
+        long sum = 0;
+        for (Segment segment : segments) {
+            sum += segment.entries.bytes();
+        }
+        return sum;
     }
 
-    /** Removes every entry. */
+    /** Removes every entry. May be called from any thread. */
     public void clear() {
-        entries.clear();
+        for (Segment segment : segments) {
+            synchronized (segment) {
+                segment.entries.clear();
+            }
+        }
     }
 }

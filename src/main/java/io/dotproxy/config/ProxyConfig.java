@@ -33,6 +33,12 @@ public interface ProxyConfig {
     @WithDefault("2s")
     Duration timeout();
 
+    /**
+     * Lanes that serve queries, each on an event loop of its own with its own sockets (SO_REUSEPORT)
+     * and upstream connections; unset: the CPUs the process may use (the container's CPU limit).
+     */
+    Optional<Integer> eventLoops();
+
     /** How the next upstream is picked among healthy ones: fastest, failover, round-robin or random. */
     @WithDefault("fastest")
     String policy();

@@ -53,6 +53,9 @@ public record SettingsChange(List<DotResolver> kept, List<DotResolver> added, Li
         if (running.listen().port() != next.listen().port()) {
             needsRestart.add("dotproxy.listen.port");
         }
+        if (running.listen().eventLoops() != next.listen().eventLoops()) {
+            needsRestart.add("dotproxy.event-loops");
+        }
         if (!running.listen().drainDelay().equals(next.listen().drainDelay())) {
             // Read once, when the stop begins; the one in force stays for the next stop.
             needsRestart.add("dotproxy.shutdown.drain-delay");

@@ -66,7 +66,8 @@ final class SettingsReader {
                         range("dotproxy.tcp.max-queries", tcp.maxQueries(), 0, Integer.MAX_VALUE),
                         positive("dotproxy.tcp.max-age", tcp.maxAge(), Duration.ZERO, Duration.ofDays(1))),
                 positive("dotproxy.shutdown.drain-delay", config.shutdown().drainDelay(), Duration.ZERO,
-                        Duration.ofMinutes(10)));
+                        Duration.ofMinutes(10)),
+                eventLoops(config.eventLoops()));
         QueryPipeline.Settings pipeline = new QueryPipeline.Settings(
                 positive("dotproxy.timeout", config.timeout(), Duration.ofMillis(10), Duration.ofSeconds(60)),
                 range("dotproxy.udp.max-payload", config.udp().maxPayload(), 512, 65535),
@@ -351,6 +352,15 @@ final class SettingsReader {
         }
         return Optional.of(path);
     }
+
+    /** The lanes asked for, or one per CPU the process may use (the JVM reads the container's limit). */
+    static int eventLoops(Optional<Integer> asked) {
+        return asked.map(n -> range("dotproxy.event-loops", n, 1, MAX_EVENT_LOOPS))
+                .orElse(Math.min(MAX_EVENT_LOOPS, Runtime.getRuntime().availableProcessors()));
+    }
+
+    /** Lanes at most: far more cores than one proxy process should span. */
+    static final int MAX_EVENT_LOOPS = 256;
 
     static int range(String setting, int value, int min, int max) {
         if (value < min || value > max) {

@@ -7,6 +7,8 @@ import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
 import io.smallrye.config.SmallRyeConfig;
 import io.netty.channel.EventLoop;
+import io.netty.channel.EventLoopGroup;
+import io.netty.util.concurrent.EventExecutor;
 import io.vertx.core.Vertx;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
@@ -14,6 +16,7 @@ import jakarta.inject.Inject;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -23,7 +26,7 @@ import org.jboss.logging.Logger;
 
 /**
  * Starts the proxy with Quarkus: reads the configuration into one {@link ProxySettings} value,
- * assembles it with {@link ProxyRuntime} on one of Vert.x's event loops, and stops it at shutdown.
+ * assembles it with {@link ProxyRuntime} on Vert.x's event loops (one lane each), and stops it at shutdown.
  * Only this class and {@link SettingsReader} read {@link ProxyConfig}; a value the proxy cannot
  * use stops start-up with one line naming the setting, the value and what is allowed.
  */
@@ -57,15 +60,35 @@ public class Setup {
         try {
             ProxySettings settings = SettingsReader.read(config, dotHost);
             warnOfMaskedKeys();
-            EventLoop loop = vertx.nettyEventLoopGroup().next();
-            ProxyRuntime assembled = ProxyRuntime.assemble(settings, loop, registry);
+            List<EventLoop> loops = eventLoops(vertx.nettyEventLoopGroup(), settings.listen().eventLoops());
+            ProxyRuntime assembled = ProxyRuntime.assemble(settings, loops, registry);
             assembled.start();
             runtime = assembled;
-            watchSettingsFile(assembled, loop);
+            watchSettingsFile(assembled, loops.get(0));
         } catch (ConfigError | UncheckedIOException e) {
             LOG.error(e.getMessage()); // a user error: one line, no stack trace
             Quarkus.asyncExit(1);
         }
+    }
+
+    /**
+     * {@code wanted} distinct loops of Vert.x's event loop group (which Quarkus sizes at twice the
+     * CPUs); the HTTP server's loops among them too, which carry only probes and scrapes.
+     *
+     * @throws ConfigError when the group has fewer
+     */
+    static List<EventLoop> eventLoops(EventLoopGroup group, int wanted) {
+        List<EventLoop> loops = new ArrayList<>();
+        for (EventExecutor executor : group) {
+            if (executor instanceof EventLoop loop && loops.size() < wanted) {
+                loops.add(loop);
+            }
+        }
+        if (loops.size() < wanted) {
+            throw new ConfigError("dotproxy.event-loops", wanted, "1 to " + loops.size()
+                    + " here (Vert.x's event loops; quarkus.vertx.event-loops-pool-size raises it)");
+        }
+        return loops;
     }
 
     /** Applies the settings file whenever it changes, when one is named. */

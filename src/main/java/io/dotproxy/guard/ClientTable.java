@@ -13,7 +13,7 @@ import java.util.concurrent.ThreadLocalRandom;
  * once the table is full. The hash is seeded at random per table: a source that picks its
  * addresses cannot aim them all at one chain.
  *
- * <p>Not thread-safe: used on one event loop. {@link #size()} may be read from another thread
+ * <p>Not thread-safe: its rate limiter's lock guards it. {@link #size()} may be read from another thread
  * (a gauge), and may then be a little stale.
  */
 final class ClientTable {

@@ -19,8 +19,8 @@ import java.util.function.LongSupplier;
  * <p>Reads the client's address once, as primitives; an allowed client with no rate limit costs a
  * scan of the allow-list. An IPv4 client allocates nothing (the JIT drops the array that
  * {@code Inet4Address.getAddress()} makes); an IPv6 client, the 16-octet copy that
- * {@code Inet6Address.getAddress()} makes, as the JDK has no other way to read it. Not thread-safe:
- * called on one event loop, so it needs no lock.
+ * {@code Inet6Address.getAddress()} makes, as the JDK has no other way to read it. One guard serves
+ * every lane: its allow-lists never change, and its rate limiter takes a lock.
  */
 public final class Guard implements Admission {
     /**

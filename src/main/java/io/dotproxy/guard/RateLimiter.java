@@ -33,8 +33,11 @@ import org.jboss.logging.Logger;
  * so a flood of spoofed sources costs bounded memory. A client whose bucket would be full again,
  * and which is not blocked, is no different from one never seen, and is forgotten.
  *
- * <p>Not thread-safe: used on one event loop, so it needs no lock. {@link #trackedClients()} and
- * {@link #blockedClients()} may be read from another thread, for gauges, and may be a little stale.
+ * <p>One limiter serves every lane (event loop), so that a client that spreads its queries over
+ * several source ports, and so over several lanes' sockets, still gets one limit: a check holds
+ * the limiter's lock for a table lookup and a little arithmetic, never contended with one lane.
+ * {@link #trackedClients()} and {@link #blockedClients()} may be read from another thread, for
+ * gauges, and may be a little stale.
  */
 public final class RateLimiter {
     /** The IPv4 prefix length that makes each host a client. */
@@ -163,7 +166,7 @@ public final class RateLimiter {
         return blockedCount;
     }
 
-    private Verdict check(long key, boolean ipv6, Transport transport) {
+    private synchronized Verdict check(long key, boolean ipv6, Transport transport) {
         long now = nanoClock.getAsLong();
         endDueBlocks(now);
         forgetIdle(now);

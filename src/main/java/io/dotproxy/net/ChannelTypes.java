@@ -1,6 +1,10 @@
 package io.dotproxy.net;
 
 import io.netty.channel.ChannelFactory;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.epoll.EpollChannelOption;
+import io.netty.channel.socket.nio.NioChannelOption;
+import java.net.StandardSocketOptions;
 import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.epoll.EpollDatagramChannel;
@@ -26,6 +30,11 @@ public final class ChannelTypes {
     public static boolean isEpoll(EventLoopGroup group) {
         EventLoopGroup owner = group instanceof EventLoop loop && loop.parent() != null ? loop.parent() : group;
         return owner instanceof EpollEventLoopGroup;
+    }
+
+    /** The SO_REUSEPORT option for channels of {@code group}'s transport. */
+    public static ChannelOption<Boolean> reusePort(EventLoopGroup group) {
+        return isEpoll(group) ? EpollChannelOption.SO_REUSEPORT : NioChannelOption.of(StandardSocketOptions.SO_REUSEPORT);
     }
 
     public static ChannelFactory<DatagramChannel> datagram(EventLoopGroup group, InternetProtocolFamily family) {

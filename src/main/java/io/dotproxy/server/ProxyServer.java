@@ -4,18 +4,23 @@ import io.dotproxy.net.ChannelTypes;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.EventLoop;
+import io.netty.util.concurrent.Future;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.UnknownHostException;
 import java.time.Duration;
-import java.util.concurrent.Callable;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Consumer;
 import org.jboss.logging.Logger;
 
 /**
- * The UDP and the TCP listener on one address and port, both feeding one {@link QueryPipeline}.
- * With port 0 both get the same free port, so one number reaches both. They stop gracefully
+ * The UDP and the TCP listeners on one address and port: a pair for each lane (event loop), each
+ * feeding its lane's {@link QueryPipeline}. With several lanes every socket is bound with
+ * SO_REUSEPORT and the kernel spreads datagrams and connections over them. With port 0 every
+ * listener gets the same free port, so one number reaches them all. They stop gracefully
  * ({@link #drain}) or at once ({@link #stop}).
  */
 public final class ProxyServer {
@@ -26,8 +31,18 @@ public final class ProxyServer {
      * @param port port for both UDP and TCP; 0 picks a free one
      * @param tcp the client TCP limits
      * @param drainDelay how long the listeners keep serving once a graceful stop has begun ({@link #drain})
+     * @param eventLoops how many lanes serve queries, each on an event loop of its own: its own
+     *     listeners, pipeline and upstream connections
      */
-    public record Settings(String host, int port, TcpListener.Settings tcp, Duration drainDelay) {}
+    public record Settings(String host, int port, TcpListener.Settings tcp, Duration drainDelay, int eventLoops) {
+        /** The settings of one lane. */
+        public Settings(String host, int port, TcpListener.Settings tcp, Duration drainDelay) {
+            this(host, port, tcp, drainDelay, 1);
+        }
+    }
+
+    /** Where one lane's queries go: its event loop and its pipeline. */
+    public record Lane(EventLoop loop, QueryPipeline pipeline) {}
 
     private static final Logger LOG = Logger.getLogger(ProxyServer.class);
     private static final int BIND_ATTEMPTS = 5;
@@ -35,29 +50,51 @@ public final class ProxyServer {
     /** How often a drain looks at the count of queries in flight. */
     private static final long IN_FLIGHT_POLL_MILLIS = 10;
 
+    /** One lane's listeners and their sockets. */
+    private static final class Listeners {
+        final EventLoop loop;
+        final UdpListener udp;
+        final TcpListener tcp;
+        volatile Channel udpChannel;
+        volatile Channel tcpChannel;
+
+        Listeners(EventLoop loop, UdpListener udp, TcpListener tcp) {
+            this.loop = loop;
+            this.udp = udp;
+            this.tcp = tcp;
+        }
+    }
+
     private final Settings settings;
     private final QueryPipeline pipeline;
     private final ServerMetrics metrics;
-    private final UdpListener udp;
-    private final TcpListener tcp;
-    private final EventLoop loop;
-    private volatile Channel udpChannel;
-    private volatile Channel tcpChannel;
+    private final List<Listeners> lanes = new ArrayList<>();
     /** A stop has begun: not ready, and a listener closing is no failure. */
     private volatile boolean stopping;
 
+    /** The listeners of one lane. */
     public ProxyServer(Settings settings, QueryPipeline pipeline, ServerMetrics metrics, EventLoop loop) {
+        this(settings, List.of(new Lane(loop, pipeline)), metrics);
+    }
+
+    /** The listeners of every lane; the lanes' pipelines share {@code metrics} (the count in flight too). */
+    public ProxyServer(Settings settings, List<Lane> lanes, ServerMetrics metrics) {
+        if (lanes.isEmpty()) {
+            throw new IllegalArgumentException("at least one lane");
+        }
         this.settings = settings;
-        this.pipeline = pipeline;
+        this.pipeline = lanes.get(0).pipeline();
         this.metrics = metrics;
-        this.loop = loop;
-        this.udp = new UdpListener(pipeline);
-        this.tcp = new TcpListener(pipeline, metrics, settings.tcp());
+        ConnectionsPerClient perClient = new ConnectionsPerClient();
+        for (Lane lane : lanes) {
+            this.lanes.add(new Listeners(lane.loop(), new UdpListener(lane.pipeline()),
+                    new TcpListener(lane.pipeline(), metrics, settings.tcp(), perClient)));
+        }
     }
 
     /** Client TCP connections accepted from now on get {@code next} (a reload); open ones keep theirs. */
     public void reconfigure(TcpListener.Settings next) {
-        tcp.reconfigure(next);
+        lanes.forEach(lane -> lane.tcp.reconfigure(next));
     }
 
     /**
@@ -87,17 +124,36 @@ public final class ProxyServer {
     private void bindBoth(InetAddress address) throws IOException {
         IOException last = null;
         int attempts = settings.port() == 0 ? BIND_ATTEMPTS : 1;
+        boolean shared = lanes.size() > 1;
         for (int i = 0; i < attempts; i++) {
-            Channel udpBound = bind(udp.bind(loop, new InetSocketAddress(address, settings.port())));
-            int port = ((InetSocketAddress) udpBound.localAddress()).getPort();
+            List<Channel> bound = new ArrayList<>();
             try {
-                tcpChannel = bind(tcp.bind(loop, new InetSocketAddress(address, port)));
-                udpChannel = udpBound;
-                LOG.infof("Listening for DNS on %s port %d (UDP and TCP, %s)", address.getHostAddress(), port,
-                        ChannelTypes.isEpoll(loop) ? "epoll" : "NIO");
+                Listeners first = lanes.get(0);
+                Channel firstUdp = bind(first.udp.bind(first.loop, new InetSocketAddress(address, settings.port()), shared));
+                bound.add(firstUdp);
+                InetSocketAddress local = new InetSocketAddress(address, ((InetSocketAddress) firstUdp.localAddress()).getPort());
+                List<Channel> udpChannels = new ArrayList<>(List.of(firstUdp));
+                List<Channel> tcpChannels = new ArrayList<>();
+                for (Listeners lane : lanes.subList(1, lanes.size())) {
+                    Channel udp = bind(lane.udp.bind(lane.loop, local, true));
+                    bound.add(udp);
+                    udpChannels.add(udp);
+                }
+                for (Listeners lane : lanes) {
+                    Channel tcp = bind(lane.tcp.bind(lane.loop, local, shared));
+                    bound.add(tcp);
+                    tcpChannels.add(tcp);
+                }
+                for (int l = 0; l < lanes.size(); l++) {
+                    lanes.get(l).udpChannel = udpChannels.get(l);
+                    lanes.get(l).tcpChannel = tcpChannels.get(l);
+                }
+                LOG.infof("Listening for DNS on %s port %d (UDP and TCP, %s, %d event loop%s)", address.getHostAddress(),
+                        local.getPort(), ChannelTypes.isEpoll(first.loop) ? "epoll" : "NIO", lanes.size(),
+                        lanes.size() == 1 ? "" : "s");
                 return;
             } catch (IOException e) {
-                udpBound.close().syncUninterruptibly();
+                bound.forEach(channel -> channel.close().syncUninterruptibly());
                 last = e; // the free UDP port may be taken for TCP: try another
             }
         }
@@ -123,21 +179,37 @@ public final class ProxyServer {
 
     /** The port both listeners are bound to, once started. */
     public int port() {
-        return ((InetSocketAddress) udpChannel.localAddress()).getPort();
+        return ((InetSocketAddress) lanes.get(0).udpChannel.localAddress()).getPort();
     }
 
     /** Both listeners are bound and open, and no stop (not even a drain's serving part) has begun. */
     public boolean isServing() {
-        Channel u = udpChannel;
-        Channel t = tcpChannel;
-        return !stopping && u != null && t != null && u.isOpen() && t.isOpen();
+        if (stopping) {
+            return false;
+        }
+        for (Listeners lane : lanes) {
+            Channel u = lane.udpChannel;
+            Channel t = lane.tcpChannel;
+            if (u == null || t == null || !u.isOpen() || !t.isOpen()) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** Whether a listener that was bound has closed without being asked to (a broken process). */
     public boolean hasFailed() {
-        Channel u = udpChannel;
-        Channel t = tcpChannel;
-        return !stopping && ((u != null && !u.isOpen()) || (t != null && !t.isOpen()));
+        if (stopping) {
+            return false;
+        }
+        for (Listeners lane : lanes) {
+            Channel u = lane.udpChannel;
+            Channel t = lane.tcpChannel;
+            if ((u != null && !u.isOpen()) || (t != null && !t.isOpen())) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** Whether a stop has begun: readiness is down from its first moment. */
@@ -148,11 +220,13 @@ public final class ProxyServer {
     /** Closes both listeners at once; queries in flight get no answer over UDP. */
     public void stop() {
         stopping = true;
-        if (udpChannel != null) {
-            udpChannel.close().syncUninterruptibly();
-        }
-        if (tcpChannel != null) {
-            tcpChannel.close().syncUninterruptibly();
+        for (Listeners lane : lanes) {
+            if (lane.udpChannel != null) {
+                lane.udpChannel.close().syncUninterruptibly();
+            }
+            if (lane.tcpChannel != null) {
+                lane.tcpChannel.close().syncUninterruptibly();
+            }
         }
     }
 
@@ -164,24 +238,22 @@ public final class ProxyServer {
      * every accepted query is answered and the client connections have ended, at most {@code
      * bound}; and closes the listeners. The UDP socket stays open, unread, until then: the answers
      * to the queries it took leave through it.
-     * Blocks the calling thread, which must not be the event loop: the waiting happens here, and
-     * every step on the listeners is done on their loop.
+     * Every lane drains at once. Blocks the calling thread, which must not be an event loop of the
+     * lanes: the waiting happens here, and every step on a lane's listeners is done on its loop.
      *
      * @param bound how long accepted queries may take to be answered: their deadline, and a little
      * @return the queries that were still unanswered when the listeners closed
      */
     public int drain(Duration bound) {
-        if (loop.inEventLoop()) {
-            throw new IllegalStateException("drain() waits: call it off the event loop");
+        if (lanes.stream().anyMatch(lane -> lane.loop.inEventLoop())) {
+            throw new IllegalStateException("drain() waits: call it off the event loops");
         }
         stopping = true;
         Duration delay = settings.drainDelay();
         LOG.infof("Draining: not ready, still serving for %d ms", delay.toMillis());
         pause(delay.toMillis());
-        int accepted = onLoop(() -> {
-            stopAccepting();
-            return pipeline.inFlight();
-        });
+        onEveryLoop(ProxyServer::stopAccepting);
+        int accepted = pipeline.inFlight(); // every lane's: the lanes share the count
         LOG.infof("Stopped accepting queries; %d in flight", accepted);
         long giveUpAt = System.nanoTime() + bound.toNanos();
         // Nothing is read any more, so the count only falls as answers come back; the client
@@ -191,11 +263,8 @@ public final class ProxyServer {
                 break;
             }
         }
-        int unanswered = onLoop(() -> {
-            int left = pipeline.inFlight();
-            closeListeners();
-            return left;
-        });
+        int unanswered = pipeline.inFlight();
+        onEveryLoop(ProxyServer::closeListeners);
         if (unanswered == 0) {
             LOG.info("Drained: every accepted query was answered; listeners closed");
         } else {
@@ -205,42 +274,40 @@ public final class ProxyServer {
         return unanswered;
     }
 
-    /** On the loop: nothing new is read. Queries already read go on. */
-    private void stopAccepting() {
-        Channel u = udpChannel;
+    /** On the lane's loop: nothing new is read. Queries already read go on. */
+    private static void stopAccepting(Listeners lane) {
+        Channel u = lane.udpChannel;
         if (u != null) {
             // Unread, not closed: the answers to the queries it took still leave through it.
             u.config().setAutoRead(false);
         }
-        Channel t = tcpChannel;
+        Channel t = lane.tcpChannel;
         if (t != null) {
             t.close(); // new connections are refused from here on
         }
-        tcp.retireAll();
+        lane.tcp.retireAll();
     }
 
-    /** On the loop: the UDP socket (its answers flushed first), the acceptor, any client connection left. */
-    private void closeListeners() {
-        Channel u = udpChannel;
+    /** On the lane's loop: the UDP socket (its answers flushed first), the acceptor, any client connection left. */
+    private static void closeListeners(Listeners lane) {
+        Channel u = lane.udpChannel;
         if (u != null) {
             u.close();
         }
-        Channel t = tcpChannel;
+        Channel t = lane.tcpChannel;
         if (t != null) {
             t.close();
         }
-        tcp.closeAll();
+        lane.tcp.closeAll();
     }
 
-    /** Runs {@code step} on the loop and waits for it. */
-    private <T> T onLoop(Callable<T> step) {
-        try {
-            return loop.submit(step).syncUninterruptibly().getNow();
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
+    /** Runs {@code step} for every lane on its loop, and waits for them all. */
+    private void onEveryLoop(Consumer<Listeners> step) {
+        List<Future<?>> done = new ArrayList<>();
+        for (Listeners lane : lanes) {
+            done.add(lane.loop.submit(() -> step.accept(lane)));
         }
+        done.forEach(Future::syncUninterruptibly);
     }
 
     /** Sleeps; false, with the thread's interrupt flag set again, when interrupted (the drain then goes on at once). */

@@ -25,10 +25,8 @@ import io.netty.util.concurrent.ScheduledFuture;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -68,15 +66,20 @@ public final class TcpListener {
     private final QueryPipeline pipeline;
     private final ServerMetrics metrics;
     private volatile Settings settings; // replaced by reconfigure(); a connection keeps those it opened with
-    /** Open connections by client address; touched on the listener's event loop only. */
-    private final Map<InetAddress, Integer> perClient = new HashMap<>();
+    private final ConnectionsPerClient perClient;
     /** Every open client connection, for a graceful stop; touched on the listener's event loop only. */
     private final Set<ClientConnection> open = new HashSet<>();
 
     public TcpListener(QueryPipeline pipeline, ServerMetrics metrics, Settings settings) {
+        this(pipeline, metrics, settings, new ConnectionsPerClient());
+    }
+
+    /** A listener of one lane, counting connections per client with the other lanes' listeners. */
+    TcpListener(QueryPipeline pipeline, ServerMetrics metrics, Settings settings, ConnectionsPerClient perClient) {
         this.pipeline = pipeline;
         this.metrics = metrics;
         this.settings = settings;
+        this.perClient = perClient;
     }
 
     /**
@@ -89,7 +92,19 @@ public final class TcpListener {
 
     /** Binds the server socket; the returned future's channel is the listener. */
     public ChannelFuture bind(EventLoopGroup group, InetSocketAddress address) {
-        return new ServerBootstrap()
+        return bind(group, address, false);
+    }
+
+    /**
+     * Binds the server socket, with SO_REUSEPORT when {@code shared}: each lane binds its own
+     * acceptor to the one port, and the kernel spreads new connections over them.
+     */
+    public ChannelFuture bind(EventLoopGroup group, InetSocketAddress address, boolean shared) {
+        ServerBootstrap bootstrap = new ServerBootstrap();
+        if (shared) {
+            bootstrap.option(ChannelTypes.reusePort(group), true);
+        }
+        return bootstrap
                 .group(group, group)
                 .channel(ChannelTypes.serverSocket(group))
                 .option(ChannelOption.SO_BACKLOG, 1024)
@@ -107,12 +122,12 @@ public final class TcpListener {
                         }
                         ch.closeFuture().addListener(f -> metrics.connectionClosed());
                         InetAddress client = ch.remoteAddress().getAddress();
-                        if (!tryOpenFrom(client, limits.maxConnectionsPerClient())) {
+                        if (!perClient.tryOpen(client, limits.maxConnectionsPerClient())) {
                             metrics.connectionRejected(ServerMetrics.Rejection.PER_CLIENT);
                             ch.close();
                             return;
                         }
-                        ch.closeFuture().addListener(f -> closedFrom(client));
+                        ch.closeFuture().addListener(f -> perClient.closed(client));
                         ch.pipeline().addLast(
                                 new IdleStateHandler(0, 0, limits.idleTimeout().toMillis(), TimeUnit.MILLISECONDS),
                                 new FrameDecoder(limits.frameTimeout().toNanos(),
@@ -123,19 +138,6 @@ public final class TcpListener {
                     }
                 })
                 .bind(address);
-    }
-
-    private boolean tryOpenFrom(InetAddress client, int maxConnectionsPerClient) {
-        int open = perClient.getOrDefault(client, 0);
-        if (open >= maxConnectionsPerClient) {
-            return false;
-        }
-        perClient.put(client, open + 1);
-        return true;
-    }
-
-    private void closedFrom(InetAddress client) {
-        perClient.computeIfPresent(client, (address, count) -> count > 1 ? count - 1 : null);
     }
 
     /**

@@ -53,6 +53,14 @@ public final class UdpListener {
 
     /** Binds the socket; the returned future's channel is the listener. */
     public ChannelFuture bind(EventLoopGroup group, InetSocketAddress address) {
+        return bind(group, address, false);
+    }
+
+    /**
+     * Binds the socket, with SO_REUSEPORT when {@code shared}: each lane binds a socket of its own
+     * to the one port, and the kernel spreads the datagrams over them by their source.
+     */
+    public ChannelFuture bind(EventLoopGroup group, InetSocketAddress address, boolean shared) {
         InternetProtocolFamily family = address.getAddress() instanceof Inet4Address
                 ? InternetProtocolFamily.IPv4 : InternetProtocolFamily.IPv6;
         Bootstrap bootstrap = new Bootstrap()
@@ -60,6 +68,9 @@ public final class UdpListener {
                 .channelFactory(ChannelTypes.datagram(group, family))
                 .option(ChannelOption.SO_RCVBUF, SOCKET_BUFFER)
                 .option(ChannelOption.SO_SNDBUF, SOCKET_BUFFER);
+        if (shared) {
+            bootstrap.option(ChannelTypes.reusePort(group), true);
+        }
         if (ChannelTypes.isEpoll(group)) {
             // recvmmsg: one system call reads up to a batch of datagrams into slices of one buffer
             // (each query is copied out at once); answers flushed together leave by sendmmsg.

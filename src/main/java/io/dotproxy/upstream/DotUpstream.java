@@ -74,6 +74,12 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
 
     public DotUpstream(DotResolver resolver, TlsClientContext tls, EventLoop loop, Settings settings,
                        UpstreamMetrics metrics) {
+        this(resolver, tls, loop, settings, metrics, new TokenBucket(settings.handshakeBurst(), settings.handshakesPerSecond()));
+    }
+
+    /** @param handshakeBudget shared with the members of other lanes ({@link Standing}) */
+    DotUpstream(DotResolver resolver, TlsClientContext tls, EventLoop loop, Settings settings,
+                UpstreamMetrics metrics, TokenBucket handshakeBudget) {
         this.resolver = resolver;
         this.name = resolver.toString();
         this.tls = tls;
@@ -81,7 +87,7 @@ public final class DotUpstream implements Upstream, DotConnection.Owner {
         this.settings = settings;
         this.metrics = metrics;
         this.pool = new DotConnection[settings.poolSize()];
-        this.handshakeBudget = new TokenBucket(settings.handshakeBurst(), settings.handshakesPerSecond());
+        this.handshakeBudget = handshakeBudget;
         this.openAnotherAt = Math.max(1, settings.maxInFlight() / 4);
         this.maxWaiting = settings.maxInFlight() * settings.poolSize() * 4;
     }

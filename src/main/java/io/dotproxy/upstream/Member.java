@@ -34,15 +34,18 @@ public final class Member {
     private boolean metersRemoved;
 
     public Member(Upstream upstream, UpstreamHealth health, Duration probeTimeout) {
-        this(upstream, health, probeTimeout, () -> { });
+        this(upstream, health, probeTimeout, () -> { }, true);
     }
 
-    private Member(Upstream upstream, UpstreamHealth health, Duration probeTimeout, Runnable removeMeters) {
+    /** @param probes whether this member probes for the circuit (the one on the circuit's home loop) */
+    private Member(Upstream upstream, UpstreamHealth health, Duration probeTimeout, Runnable removeMeters, boolean probes) {
         this.upstream = upstream;
         this.health = health;
         this.probeTimeout = probeTimeout;
         this.removeMeters = removeMeters;
-        health.setProber(this::probe);
+        if (probes) {
+            health.setProber(this::probe);
+        }
     }
 
     /**
@@ -75,20 +78,32 @@ public final class Member {
     /** A DoT resolver as a member, with its own meters and circuit breaker, run on {@code loop}. */
     public static Member dot(DotResolver resolver, TlsClientContext tls, EventLoop loop,
                              DotUpstream.Settings settings, Probing probing, MeterRegistry registry) {
-        UpstreamMetrics metrics = new UpstreamMetrics(registry, resolver.toString());
-        return withHealth(new DotUpstream(resolver, tls, loop, settings, metrics), loop, probing, metrics);
+        return dot(resolver, tls, loop, settings, probing, Standing.dot(resolver, settings, probing, loop, registry));
+    }
+
+    /**
+     * A DoT resolver as the member of the lane that runs on {@code loop}: connections of its own,
+     * the meters, circuit breaker and handshake budget of {@code standing}, shared with the other lanes.
+     */
+    public static Member dot(DotResolver resolver, TlsClientContext tls, EventLoop loop,
+                             DotUpstream.Settings settings, Probing probing, Standing standing) {
+        DotUpstream upstream = new DotUpstream(resolver, tls, loop, settings, standing.metrics(), standing.handshakes());
+        return new Member(upstream, standing.health(), probing.probeTimeout(), standing::removeMeters,
+                standing.home() == loop);
     }
 
     /** A plain DNS server (fallback only) as a member, with its own meters and circuit breaker. */
     public static Member plain(InetSocketAddress server, EventLoop loop, int maxInFlight, Probing probing,
                                MeterRegistry registry) {
-        UpstreamMetrics metrics = new UpstreamMetrics(registry, PlainUpstream.nameOf(server));
-        return withHealth(new PlainUpstream(server, loop, metrics, maxInFlight), loop, probing, metrics);
+        return plain(server, loop, maxInFlight, probing, Standing.plain(server, probing, loop, registry));
     }
 
-    private static Member withHealth(Upstream upstream, EventLoop loop, Probing probing, UpstreamMetrics metrics) {
-        UpstreamHealth health = new UpstreamHealth(upstream.name(), loop, probing.firstBackOff(), probing.maxBackOff(), metrics);
-        return new Member(upstream, health, probing.probeTimeout(), metrics::remove);
+    /** A plain DNS server as the member of the lane that runs on {@code loop}, sharing {@code standing}. */
+    public static Member plain(InetSocketAddress server, EventLoop loop, int maxInFlight, Probing probing,
+                               Standing standing) {
+        PlainUpstream upstream = new PlainUpstream(server, loop, standing.metrics(), maxInFlight);
+        return new Member(upstream, standing.health(), probing.probeTimeout(), standing::removeMeters,
+                standing.home() == loop);
     }
 
     public Upstream upstream() {

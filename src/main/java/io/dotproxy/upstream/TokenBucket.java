@@ -3,7 +3,8 @@ package io.dotproxy.upstream;
 /**
  * A token bucket, here the handshake budget of one upstream: after an outage, a fleet of
  * replicas reconnects at a bounded rate instead of stampeding the provider with handshakes.
- * Not thread-safe: used on one event loop.
+ * Shared by the lanes' members of one upstream ({@link Standing}), so it takes a lock: it is asked
+ * once per new connection, not per query.
  */
 final class TokenBucket {
     private final double capacity;
@@ -17,7 +18,7 @@ final class TokenBucket {
         this.tokens = capacity;
     }
 
-    boolean tryTake() {
+    synchronized boolean tryTake() {
         long now = System.nanoTime();
         tokens = Math.min(capacity, tokens + (now - lastNanos) * tokensPerNano);
         lastNanos = now;

@@ -18,7 +18,9 @@ import org.jboss.logging.Logger;
  * closes the circuit (UP) or opens it again for longer. A real answer closes it at any time, so
  * nothing stays down forever and a blip that downed every upstream heals by itself.
  *
- * <p>State changes run on the upstream's event loop; the state may be read from any thread.
+ * <p>One circuit per upstream, shared by the members of every lane ({@link Standing}): state
+ * changes run on its home event loop, and a report from another lane hops there, except an answer
+ * while all is well, which changes nothing and so costs no hop. The state may be read from any thread.
  */
 public final class UpstreamHealth {
     /** Circuit states. */
@@ -50,7 +52,7 @@ public final class UpstreamHealth {
     private volatile State state = State.UP;
     private volatile boolean closed;
     private volatile long lastFailureNanos = Long.MIN_VALUE;
-    private int consecutiveFailures;
+    private volatile int consecutiveFailures; // read by other lanes' answers (the fast path of succeeded)
     private int timesDown;
 
     public UpstreamHealth(String name, EventLoop loop, Duration firstBackOff, Duration maxBackOff, UpstreamMetrics metrics) {
@@ -91,6 +93,9 @@ public final class UpstreamHealth {
 
     /** An answer came back. */
     void succeeded() {
+        if (state == State.UP && consecutiveFailures == 0) {
+            return; // the common case, from any lane: nothing to change
+        }
         if (!loop.inEventLoop()) {
             loop.execute(this::succeeded);
             return;

@@ -121,6 +121,11 @@ public final class UpstreamMetrics {
         }
     }
 
+    /** The upstream's name, as in its meters' {@code upstream} tag. */
+    String upstream() {
+        return upstream;
+    }
+
     /** A counter of this upstream for one outcome, tagged {@code result}. */
     private Tally byResult(String name, String description, String result) {
         return Tally.register(registry, name, description, "upstream", upstream, "result", result);

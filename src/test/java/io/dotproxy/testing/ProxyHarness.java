@@ -17,7 +17,9 @@ import io.dotproxy.upstream.UpstreamGroup;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
+import io.netty.util.concurrent.EventExecutor;
 import io.netty.channel.epoll.Epoll;
 import io.netty.channel.epoll.EpollEventLoopGroup;
 import io.netty.channel.nio.NioEventLoopGroup;
@@ -36,18 +38,20 @@ import java.util.concurrent.TimeUnit;
 /**
  * The proxy built by production's own assembly ({@link ProxyRuntime}) from a settings value, without
  * Quarkus: listeners on loopback port 0, DoT upstreams trusting a {@link TestCa}, meters in a
- * registry the test can read, and one event loop for the whole DNS path, as in production.
+ * registry the test can read, and one event loop for the whole DNS path (or one for each of
+ * {@link Builder#lanes} lanes), as in production.
  */
 public final class ProxyHarness implements AutoCloseable {
     /** The name every fake upstream's certificate is checked against, unless a test says otherwise. */
     public static final String TLS_NAME = "dns.test";
 
-    /** One loop on the production transport where it exists (epoll on Linux, as Vert.x runs there), else NIO. */
     /** The cache's default settings, as {@code dotproxy.cache.*} has them, but off. */
     public static final ResponseCache.Settings CACHE_OFF = new ResponseCache.Settings(false, 8 << 20, Duration.ZERO,
             Duration.ofDays(1), Duration.ofHours(1), Duration.ofDays(1), Duration.ofMillis(1800), 3);
 
-    private final EventLoopGroup loop = Epoll.isAvailable() ? new EpollEventLoopGroup(1) : new NioEventLoopGroup(1);
+    /** A loop per lane, on the production transport where it exists (epoll on Linux, as Vert.x runs there), else NIO. */
+    private final EventLoopGroup loop;
+    private final List<EventLoop> loops = new ArrayList<>();
     private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
     private final ProxyRuntime runtime;
 
@@ -78,6 +82,7 @@ public final class ProxyHarness implements AutoCloseable {
         private TcpListener.Settings tcp = new TcpListener.Settings(Duration.ofSeconds(2), 50, 50, Duration.ofSeconds(5),
                 0, Duration.ZERO);
         private Duration drainDelay = Duration.ZERO;
+        private int lanes = 1;
 
         private Builder(TestCa ca) {
             this.ca = ca;
@@ -205,12 +210,22 @@ public final class ProxyHarness implements AutoCloseable {
             return this;
         }
 
+        /** Lanes, each on an event loop of its own (listeners bound with SO_REUSEPORT); 1 by default. */
+        public Builder lanes(int value) {
+            lanes = value;
+            return this;
+        }
+
         public ProxyHarness start() {
             return new ProxyHarness(this);
         }
     }
 
     private ProxyHarness(Builder b) {
+        loop = Epoll.isAvailable() ? new EpollEventLoopGroup(b.lanes) : new NioEventLoopGroup(b.lanes);
+        for (EventExecutor executor : loop) {
+            loops.add((EventLoop) executor);
+        }
         try {
             Path caFile = b.ca.writePem(Files.createTempFile("test-ca", ".pem"));
             Duration attempt = b.attemptTimeout != null ? b.attemptTimeout : b.timeout;
@@ -219,7 +234,7 @@ public final class ProxyHarness implements AutoCloseable {
                 dot.add(new DotResolver(UpstreamAddress.parse(spec, 853), b.pins));
             }
             ProxySettings settings = new ProxySettings(
-                    new ProxyServer.Settings("127.0.0.1", 0, b.tcp, b.drainDelay),
+                    new ProxyServer.Settings("127.0.0.1", 0, b.tcp, b.drainDelay, b.lanes),
                     new Guard.Settings(AddressSet.parse(b.allow), false, b.rateLimit, AddressSet.parse(List.of())),
                     new QueryPipeline.Settings(b.timeout, 1232, b.queriesInFlight, b.stripClientSubnet),
                     b.cache,
@@ -228,7 +243,7 @@ public final class ProxyHarness implements AutoCloseable {
                                     b.handshakesPerSecond, b.handshakeBurst),
                             new UpstreamGroup.Settings(attempt, true, true, b.hedgeMinDelay, b.hedgeShare, b.tryWhenAllDown),
                             new Member.Probing(b.firstBackOff, Duration.ofSeconds(5), attempt)));
-            runtime = ProxyRuntime.assemble(settings, loop.next(), registry);
+            runtime = ProxyRuntime.assemble(settings, loops, registry);
             runtime.start();
         } catch (IOException e) {
             loop.shutdownGracefully(0, 1, TimeUnit.SECONDS);
@@ -276,7 +291,7 @@ public final class ProxyHarness implements AutoCloseable {
 
     /** Applies {@code next} as a reload does, and returns without waiting for new upstreams to take over. */
     public ProxyRuntime.Applied applyAsync(ProxySettings next) throws Exception {
-        return loop.next().submit(() -> runtime.apply(next)).get(5, TimeUnit.SECONDS);
+        return loops.get(0).submit(() -> runtime.apply(next)).get(5, TimeUnit.SECONDS);
     }
 
     public int port() {
