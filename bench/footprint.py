@@ -58,7 +58,7 @@ with open(f"/proc/{pid}/smaps") as smaps:
 mib = lambda kib: f"{kib / 1024:.1f}"
 other_native = max(0, parts["anon"] - metaspace_kib)
 print(f"RSS {mib(sum(parts.values()))} MiB = Java heap {mib(parts['heap'])} (used {mib(heap_used_kib)} of "
-      f"{mib(heap_committed_kib)} committed) + class data" {mib(parts['cds'] + metaspace_kib)} "
+      f"{mib(heap_committed_kib)} committed) + class data {mib(parts['cds'] + metaspace_kib)} "
       f"(CDS archives {mib(parts['cds'])}, metaspace committed {mib(metaspace_kib)}) + libjvm {mib(parts['libjvm'])} "
       f"+ JIT code {mib(parts['code'])} + other native {mib(other_native)} (malloc, thread stacks, "
       f"direct buffers, compiler arenas) + other files {mib(parts['files'])} (libraries, the JDK's modules image)")
