@@ -157,20 +157,20 @@ public final class ResponseCache {
             return Storing.ZERO_TTL;
         }
         // Turned away before anything is copied: under a flood of new names this is the common case.
-        int weight = CachedAnswer.weight(view.length(), question.length, scan.offsets().length);
+        int weight = CachedAnswer.weight(view.length(), scan.offsets().length);
         if (entries.wouldEvictFor(key, weight) && !doorkeeper.seenBefore(key)) {
             return Storing.ONE_OFF;
         }
-        byte[] wire = new byte[view.length()];
-        ByteBuf stored = Unpooled.wrappedBuffer(wire).setBytes(0, answer, view.start(), wire.length);
+        byte[] bytes = CachedAnswer.bytesFor(view.length(), scan.offsets().length);
+        ByteBuf stored = Unpooled.wrappedBuffer(bytes, 0, view.length()).setBytes(0, answer, view.start(), view.length());
         for (int offset : scan.offsets()) {
             long ttl = Ttls.read(stored, offset);
             stored.setInt(offset, (int) (kind == Storing.POSITIVE ? clamp(ttl) : Math.min(ttl, lifetime)));
         }
         // A SERVFAIL holds no data to serve stale (RFC 8767 serves expired answers): it goes at its lifetime.
         long staleNanos = kind == Storing.SERVFAIL ? 0 : maxStaleNanos;
-        entries.put(key, new CachedAnswer(question, Question.bits(parsed), wire, scan.offsets(), now, lifetime,
-                staleNanos, kind == Storing.NEGATIVE), now);
+        entries.put(key, new CachedAnswer(question, Question.bits(parsed), bytes, view.length(), scan.offsets(), now,
+                lifetime, staleNanos, kind == Storing.NEGATIVE), now);
         return kind;
     }
 
