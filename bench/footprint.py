@@ -26,6 +26,10 @@ metaspace = re.search(r"Metaspace\s+used \d+K, committed (\d+)K", heap_info)
 if not bounds or not metaspace:
     sys.exit(f"footprint.py: no heap range or metaspace line in GC.heap_info:\n{heap_info}")
 heap_lo, heap_hi = min(bounds), max(bounds)
+# Each generation's (or G1's whole heap's) "total NK, used NK": what the live data and garbage take.
+generations = re.findall(r"^\s*\S.*?\s+total (\d+)K, used (\d+)K", heap_info, re.M)
+heap_committed_kib = sum(int(total) for total, _ in generations)
+heap_used_kib = sum(int(used) for _, used in generations)
 # Committed, not resident: the JVM touches metaspace as it commits it, so the two differ little.
 metaspace_kib = int(metaspace.group(1))
 
@@ -53,7 +57,8 @@ with open(f"/proc/{pid}/smaps") as smaps:
 
 mib = lambda kib: f"{kib / 1024:.1f}"
 other_native = max(0, parts["anon"] - metaspace_kib)
-print(f"RSS {mib(sum(parts.values()))} MiB = Java heap {mib(parts['heap'])} + class data {mib(parts['cds'] + metaspace_kib)} "
+print(f"RSS {mib(sum(parts.values()))} MiB = Java heap {mib(parts['heap'])} (used {mib(heap_used_kib)} of "
+      f"{mib(heap_committed_kib)} committed) + class data {mib(parts['cds'] + metaspace_kib)} "
       f"(CDS archives {mib(parts['cds'])}, metaspace committed {mib(metaspace_kib)}) + libjvm {mib(parts['libjvm'])} "
       f"+ JIT code {mib(parts['code'])} + other native {mib(other_native)} (malloc, thread stacks, "
       f"direct buffers, compiler arenas) + other files {mib(parts['files'])} (libraries, the JDK's modules image)")

@@ -6,6 +6,8 @@
   gen.py mixed FILE COUNT SEED     unique A names, one query in ten a large TXT answer
   gen.py zipf FILE COUNT SEED      COUNT draws, Zipf-distributed (s = 1), over 100,000 names
                                    unique to this SEED: a cache's realistic mix of hits and misses
+  gen.py fill FILE COUNT SEED      COUNT distinct names under hot.bench, each once, in a shuffled
+                                   order: what the footprint cell fills every cache with
 
 - miss.bench: any name under it answers A 192.0.2.1 (a redirect zone), so every run can ask
   names no proxy has seen before: true cache misses, also for proxies that cache.
@@ -71,11 +73,22 @@ def zipf(path, count, seed):
             out.write(f"z{seed}-{rank}.hot.bench A\n")
 
 
+def fill(path, count, seed):
+    # Shuffled, so that a load looping over the file does not walk a cache in insertion order.
+    order = list(range(count))
+    random.Random(seed).shuffle(order)
+    with open(path, "w") as out:
+        for i in order:
+            out.write(f"f{seed}-{i}.hot.bench A\n")
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "zone":
         zone(Path(sys.argv[2]))
     elif mode == "zipf":
         zipf(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    elif mode == "fill":
+        fill(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
     else:
         names(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), mode == "mixed")

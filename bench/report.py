@@ -216,5 +216,64 @@ if recorded:
         if what:
             troubled.append(f"{scenario} {r['repeat']}: {', '.join(what)}")
     out.append(line + (f"; by run: {'; '.join(troubled)}." if troubled else "."))
+
+
+def footprint_cell(path):
+    """One proxy's footprint cell (run.sh, footprint_cell): fill passes, RSS samples, the load."""
+    text = path.read_text(errors="replace")
+    cell = {"proxy": path.stem, "load": parse(path)}
+    for key in ("settings", "held_before", "held_after", "upstream_queries", "cache_bytes", "footprint"):
+        m = re.search(rf"^{key} ?(.*)$", text, re.M)
+        cell[key] = m.group(1).strip() if m else ""
+    cell["fills"] = re.findall(r"^fill\d upstream (\S+) codes (.*)$", text, re.M)
+    samples = [list(map(int, m.groups())) for m in
+               re.finditer(r"^sample (\d+) (\d+) (\d+) (\d+) (\d+)$", text, re.M)]
+    # Columns: VmRSS, RssAnon, RssFile, RssShmem, Pss (KiB); the median of each, and the highest RSS.
+    if samples:
+        cell["median"] = [statistics.median(column) / 1024 for column in zip(*samples)]
+        cell["highest"] = max(s[0] for s in samples) / 1024
+        cell["count"] = len(samples)
+    m = re.search(r"^idle sample (\d+)", text, re.M)
+    cell["idle"] = int(m.group(1)) / 1024 if m else None
+    return cell
+
+
+cells = [footprint_cell(p) for p in sorted((raw / "footprint").glob("*.txt"))] if (raw / "footprint").is_dir() else []
+if cells:
+    names = int(meta["footprint_names"][0]) if meta["footprint_names"] else 0
+    out.append(f"\n## Footprint with {names:,} names cached\n")
+    out.append(f"Each \"-cached\" proxy again, fresh and alone: two paced passes over the same {names:,} distinct "
+               "names (10,000 q/s, `-c 4 -q 50`; the second asks again whatever the first did not get kept), then "
+               "a steady 20,000 q/s of hits on them (UDP, `-c 4 -q 100`) with the RSS read each second. "
+               "\"Upstream queries\" is what the upstream counted: every name once in the first pass, none after, "
+               "when a proxy holds them all. Entries: the proxy's own count where it gives one (dot-proxy's "
+               "`dotproxy_cache_entries`; kresd's `cache.count()`, its records and packets), before and after the load. "
+               "RSS columns are medians of the samples (MiB); anonymous and file-backed are `RssAnon` and "
+               "`RssFile` + `RssShmem`; idle is the RSS just after start, before any name.\n")
+    out.append("| proxy | settings | upstream queries, fill 1 / fill 2 / load | entries | load q/s | lost | RSS | highest "
+               "| anonymous | file-backed | PSS | idle | RSS − idle |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for c in cells:
+        fills = " / ".join(f for f, _ in c["fills"])
+        med = c.get("median")
+        entries = c["held_before"] + (f" → {c['held_after']}" if c["held_after"] != c["held_before"] else "")
+        out.append(f"| {c['proxy']} | {c['settings'] or 'as in the cells above'} | {fills} / {c['upstream_queries']} "
+                   f"| {entries or '—'} | {fmt(c['load']['qps'], 0)} | {fmt(c['load']['lost'], 0)} "
+                   f"| {fmt(med and med[0])} | {fmt(c.get('highest'))} | {fmt(med and med[1])} "
+                   f"| {fmt(med and med[2] + med[3])} | {fmt(med and med[4])} | {fmt(c['idle'])} "
+                   f"| {fmt(med and c['idle'] and med[0] - c['idle'])} |")
+    ours = next((c for c in cells if c["proxy"] == "dot-proxy-cached" and c.get("median")), None)
+    if ours:
+        ratios = [f"{c['proxy']} {ours['median'][0] / c['median'][0]:.2f}× (PSS {ours['median'][4] / c['median'][4]:.2f}×)"
+                  for c in cells if c is not ours and c.get("median")]
+        if ratios:
+            out.append("\ndot-proxy's RSS under this load / each peer's: " + "; ".join(ratios)
+                       + " (the target: at most 1.00× kresd-cached's).")
+        if ours["cache_bytes"]:
+            per = int(ours["cache_bytes"]) / max(1, int(ours["held_after"] or 1))
+            out.append(f"\ndot-proxy's cache weighed {int(ours['cache_bytes']) / 2**20:.1f} MiB by its own count "
+                       f"(`dotproxy_cache_bytes`, the figure `max-size` bounds): {per:.0f} octets per entry.")
+        if ours["footprint"]:
+            out.append(f"\ndot-proxy after the load, by mapping (`bench/footprint.py`): {ours['footprint']}.")
 out.append("\nCommand: `bash bench/run.sh` (see its header for the dnsperf arguments of each scenario).")
 print("\n".join(out))

@@ -26,6 +26,12 @@
 #   zipf-udp             maximum throughput, names drawn Zipf (s = 1) from 100,000 new to the run:
 #                        about 85% repeats, the mix a cache sees in production
 #   ceiling              dnsperf -m dot straight at the upstream: what any proxy could reach at most
+#   footprint            after the cells above, each "-cached" proxy again, fresh and alone: filled
+#                        with the same 100,000 names (two paced passes), then RSS sampled each second
+#                        under a steady 20,000 q/s of hits on them; the upstream's count shows every
+#                        name was held. dot-proxy runs as an operator would to hold them: a larger
+#                        dotproxy.cache.max-size and heap (BENCH_FOOTPRINT_CACHE, BENCH_FOOTPRINT_JAVA_OPTS)
+# BENCH_SCENARIOS picks cells, e.g. BENCH_SCENARIOS=footprint runs that cell alone (no ceiling).
 # On two or more cores the load generator and the upstream share CPU 0 and the proxies share CPU 1
 # (only the one under load is busy).
 set -euo pipefail
@@ -38,6 +44,13 @@ warmup=${BENCH_WARMUP:-10}
 # dot-proxy-guarded is dot-proxy with a per-client rate limit no client reaches: what the guard
 # costs per answer, in the same run.
 proxies=${BENCH_PROXIES:-"dot-proxy dot-proxy-guarded dnsdist kresd unbound stubby dot-proxy-cached dnsdist-cached kresd-cached unbound-cached"}
+scenarios=${BENCH_SCENARIOS:-"miss-udp miss-tcp rate-udp hot-udp zipf-udp footprint"}
+main_scenarios=$(for s in $scenarios; do [ "$s" = footprint ] || echo "$s"; done | xargs)
+# The footprint cell: how many names, how long the measured load, and dot-proxy as sized for them.
+footprint_names=${BENCH_FOOTPRINT_NAMES:-100000}
+footprint_seconds=${BENCH_FOOTPRINT_SECONDS:-20}
+footprint_cache=${BENCH_FOOTPRINT_CACHE:-32m}
+footprint_java_opts=${BENCH_FOOTPRINT_JAVA_OPTS:-"-Xmx64m"}
 work=$(mktemp -d /tmp/dot-proxy-bench.XXXXXX)
 raw=$work/raw
 mkdir -p "$raw" "$here/results"
@@ -145,7 +158,7 @@ CONF
 
 start() { # name, command...: starts in the background, remembers the pid
   local name=$1; shift
-  "$@" > "$work/$name.log" 2>&1 &
+  "$@" > "$work/$name${log_suffix:-}.log" 2>&1 &
   pids+=($!)
   echo $!
 }
@@ -343,8 +356,8 @@ queries() { # kind count -> a query file: the hot set, or names never asked befo
   echo "version dnsperf $(dpkg-query -W -f='${Version}' dnsperf 2>/dev/null)"
 } > "$raw/meta.txt"
 
-log "ceiling: dnsperf -m dot straight at the upstream"
-for i in $(seq 1 "$repeats"); do
+[ -n "$main_scenarios" ] && log "ceiling: dnsperf -m dot straight at the upstream"
+for i in $( [ -n "$main_scenarios" ] && seq 1 "$repeats"); do
   perf "ceiling.miss-dot.$i" 8853 "" -m dot -d "$(fresh miss "$miss_count")" -c 8 -q 500
 done
 
@@ -353,7 +366,7 @@ done
 # every proxy alike rather than on whichever ran in it.
 declare -A pid_of=()
 running=()
-for name in $proxies; do
+for name in $( [ -n "$main_scenarios" ] && echo "$proxies"); do
   started=$(date +%s%N)
   pid=$(start_proxy "$name")
   pids+=("$pid")
@@ -373,15 +386,15 @@ for name in $proxies; do
     -c 8 -q 500 -e >/dev/null 2>&1 || true
 done
 
-((${#running[@]})) || { log "no proxy answered"; exit 1; }
+((${#running[@]})) || [ -z "$main_scenarios" ] || { log "no proxy answered"; exit 1; }
 # Repeat 0 runs every cell once unrecorded: a JIT compiles for the traffic it has seen, and the
 # switch from full load to the paced latency cell (or to TCP clients) recompiles hot paths for a
 # few seconds; the recorded repeats measure the steady state a long-running proxy is in.
 mkdir -p "$raw/warmup"
-for i in $(seq 0 "$repeats"); do
+for i in $( ((${#running[@]})) && seq 0 "$repeats"); do
   # The order rotates with each repeat, so no proxy always runs first or last.
   order=("${running[@]:$(( i % ${#running[@]} ))}" "${running[@]:0:$(( i % ${#running[@]} ))}")
-  for scenario in miss-udp miss-tcp rate-udp hot-udp zipf-udp; do
+  for scenario in $main_scenarios; do
     case $scenario in hot-udp|zipf-udp) wanted=deployed ;; *) wanted=engine ;; esac
     cells=()
     for name in "${order[@]}"; do [ "$(family "$name")" = "$wanted" ] && cells+=("$name"); done
@@ -410,6 +423,103 @@ for name in "${running[@]}"; do
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 done
+
+# --- the footprint cell --------------------------------------------------------------------------
+rss_sample() { # pid -> "sample VmRSS RssAnon RssFile RssShmem Pss" in KiB
+  awk '/^(VmRSS|RssAnon|RssFile|RssShmem):/ { v[$1] = $2 }
+       END { printf "sample %d %d %d %d", v["VmRSS:"], v["RssAnon:"], v["RssFile:"], v["RssShmem:"] }' "/proc/$1/status"
+  awk '/^Pss:/ { printf " %d", $2 }' "/proc/$1/smaps_rollup"
+  echo
+}
+
+held_entries() { # name pid -> the proxy's own count of cached entries, when it tells
+  case $1 in
+    dot-proxy-cached) curl -sf --max-time 5 127.0.0.1:9082/q/metrics | awk '/^dotproxy_cache_entries[{ ]/ { print $2 + 0 }' ;;
+    # kresd's control socket; cache.count() counts its records and packets, not names.
+    kresd-cached) python3 - "$work/kresd-cached/control/$2" <<'PY' || true
+import re, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(b"cache.count()\n")
+reply = b""
+while not re.search(rb"\d+\s*\n", reply):
+    reply += s.recv(4096)
+print(re.search(rb"(\d+)", reply).group(1).decode())
+PY
+    ;;
+  esac
+}
+
+upstream_since() { # count -> queries the upstream answered since it read that count, or NA
+  local now
+  now=$(upstream_queries)
+  if [ "$1" != NA ] && [ "$now" != NA ]; then echo $(( now - $1 )); else echo NA; fi
+}
+
+footprint_cell() { # name: a fresh instance, filled with the names, then RSS under hits on them
+  local name=$1 pid out=$raw/footprint/$1.txt pass upstream_before sampler
+  [ "$name" = kresd-cached ] && rm -f "$work/kresd-cached/"*.mdb # its cache outlives a restart
+  if [ "$name" = dot-proxy-cached ]; then
+    # shellcheck disable=SC2086
+    pid=$(start_dot_proxy dot-proxy-cached 9082 -Ddotproxy.cache.max-size="$footprint_cache" $footprint_java_opts)
+    echo "settings dotproxy.cache.max-size=$footprint_cache $footprint_java_opts" > "$out"
+  else
+    pid=$(start_proxy "$name")
+    : > "$out"
+  fi
+  pids+=("$pid")
+  if ! wait_for_dns "${port[$name]}"; then
+    log "footprint: $name did not answer; see its log in $work"
+    kill "$pid" 2>/dev/null || true
+    return
+  fi
+  sleep 2
+  echo "idle $(rss_sample "$pid")" >> "$out" # started, nothing cached yet: the base the names add to
+  # Paced (and -q 50): kresd fails the excess at once when hundreds of misses arrive together.
+  # The second pass asks again whatever the first one did not get kept.
+  for pass in 1 2; do
+    upstream_before=$(upstream_queries)
+    "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "${port[$name]}" -n 1 -d "$work/footprint.txt" -m udp -c 4 -q 50 -Q 10000 \
+      > "$raw/footprint/$name.fill$pass" 2>&1 || true
+    echo "fill$pass upstream $(upstream_since "$upstream_before") codes $(sed -n 's/^ *Response codes: *//p' "$raw/footprint/$name.fill$pass")" >> "$out"
+  done
+  echo "held_before $(held_entries "$name" "$pid")" >> "$out"
+  upstream_before=$(upstream_queries)
+  # RSS each second under the load, from its second second on.
+  { sleep 1; for _ in $(seq 2 "$footprint_seconds"); do rss_sample "$pid"; sleep 1; done; } >> "$out" 2>/dev/null &
+  sampler=$!
+  "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "${port[$name]}" -l "$footprint_seconds" -d "$work/footprint.txt" \
+    -m udp -c 4 -q 100 -Q 20000 >> "$out" 2>&1 || true
+  wait "$sampler" || true
+  echo "upstream_queries $(upstream_since "$upstream_before")" >> "$out"
+  echo "held_after $(held_entries "$name" "$pid")" >> "$out"
+  if [ "$name" = dot-proxy-cached ]; then
+    jcmd=$(dirname "$(readlink -f "$(command -v java)")")/jcmd
+    echo "cache_bytes $(curl -sf --max-time 5 127.0.0.1:9082/q/metrics | awk '/^dotproxy_cache_bytes[{ ]/ { print $2 + 0 }')" >> "$out"
+    echo "footprint $(python3 "$here/footprint.py" "$pid" "$jcmd")" >> "$out" || true
+    # For a closer look, in the raw folder: the heap by class (after a full collection), and
+    # native memory by JVM area when BENCH_FOOTPRINT_JAVA_OPTS turns its tracking on.
+    { "$jcmd" "$pid" GC.heap_info; "$jcmd" "$pid" GC.class_histogram | head -25; } > "$raw/footprint/$name.jvm" 2>&1 || true
+    if [[ " $footprint_java_opts " == *NativeMemoryTracking* ]]; then
+      "$jcmd" "$pid" VM.native_memory summary > "$raw/footprint/$name.nmt" 2>&1 || true
+    fi
+  fi
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+if [[ " $scenarios " == *" footprint "* ]]; then
+  mkdir -p "$raw/footprint"
+  python3 "$here/gen.py" fill "$work/footprint.txt" "$footprint_names" 1
+  echo "footprint_names $footprint_names" >> "$raw/meta.txt"
+  log_suffix=-footprint
+  for name in $proxies; do
+    [ "$(family "$name")" = deployed ] || continue
+    log "footprint: $name, filled with $footprint_names names, then ${footprint_seconds}s of hits on them"
+    footprint_cell "$name"
+  done
+fi
 
 report=$here/results/$(date -u +%Y%m%d-%H%M).md
 python3 "$here/report.py" "$raw" > "$report"

@@ -14,47 +14,75 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>The stored bytes hold each TTL at its base value, the TTL the answer had when it was stored,
  * clamped as the cache's lifetime rules say; a copy served {@code n} seconds later says base − n.
+ *
+ * <p>Laid out for a cache of hundreds of thousands of entries: one array per entry holds the wire
+ * bytes, whose question (right after the header) is the key's, kept in lower case, then each
+ * TTL's offset in two octets; the times are longs, the lengths chars. Measured with 100,000
+ * one-record answers (bench/README.md, "Footprint with 100,000 names"): about 170 octets of heap
+ * per entry, table slots included, against 242 with the question and the TTL offsets in arrays of
+ * their own.
  */
 final class CachedAnswer {
     /** TTL of every record in a stale answer (RFC 8767 §4: "a TTL of 30 seconds is recommended"). */
     static final int STALE_TTL = 30;
 
-    // Per-entry cost beyond the wire bytes: this object, its three arrays' headers and the table's
-    // slots (a long, a reference and a mark, two to four slots per entry at its load).
-    private static final int OVERHEAD = 160;
+    // Per-entry cost beyond the wire bytes and TTL offsets: this object (56 octets), its array's
+    // header and padding (20), the table's slots (a long, a reference and a mark: 13 octets, two to
+    // four slots per entry at its load).
+    private static final int OVERHEAD = 112;
     /** The least an entry weighs: what bounds the number of entries a budget can hold. */
     static final int MIN_WEIGHT = OVERHEAD;
 
-    private final byte[] question;
-    private final int bits;
-    private final byte[] wire;
-    private final int[] ttlOffsets;
+    private final byte[] bytes; // the wire bytes, then the TTL offsets
     private final long storedAt;
     private final long freshUntil;
     private final long staleUntil;
-    private final long lifetimeNanos;
+    private final char wireLength; // a DNS message has at most 65,535 octets
+    private final char questionLength;
+    private final byte bits;
     private final boolean negative;
     // Written by the lanes that hit the entry, without a lock: two lanes at once may lose a hit or
     // both refresh it, which costs one upstream query and nothing else.
     private int hits;
     private boolean refreshing;
 
-    CachedAnswer(byte[] question, int bits, byte[] wire, int[] ttlOffsets, long storedAt, long lifetimeSeconds,
-                 long maxStaleNanos, boolean negative) {
-        this.question = question;
-        this.bits = bits;
-        this.wire = wire;
-        this.ttlOffsets = ttlOffsets;
+    /**
+     * @param question the key's question, as {@link Question#lowerCase} makes it; the answer's
+     *     question must be the same but for case
+     * @param bytes {@link #bytesFor} this answer: its wire bytes in the first {@code wireLength}
+     *     octets; this entry takes it over and writes the rest
+     * @param ttlOffsets where the TTLs are in the wire bytes
+     */
+    CachedAnswer(byte[] question, int bits, byte[] bytes, int wireLength, int[] ttlOffsets, long storedAt,
+                 long lifetimeSeconds, long maxStaleNanos, boolean negative) {
+        if (bytes.length != wireLength + 2 * ttlOffsets.length || wireLength < Header.LENGTH + question.length) {
+            throw new IllegalArgumentException("an answer of " + wireLength + " octets with " + ttlOffsets.length
+                    + " TTLs and a question of " + question.length + " in " + bytes.length + " octets");
+        }
+        // The question is the key's spelling: every served copy is given the client's (addressTo).
+        System.arraycopy(question, 0, bytes, Header.LENGTH, question.length);
+        for (int i = 0; i < ttlOffsets.length; i++) {
+            bytes[wireLength + 2 * i] = (byte) (ttlOffsets[i] >>> 8);
+            bytes[wireLength + 2 * i + 1] = (byte) ttlOffsets[i];
+        }
+        this.bytes = bytes;
+        this.wireLength = (char) wireLength;
+        this.questionLength = (char) question.length;
+        this.bits = (byte) bits;
         this.storedAt = storedAt;
-        this.lifetimeNanos = TimeUnit.SECONDS.toNanos(lifetimeSeconds);
-        this.freshUntil = storedAt + lifetimeNanos;
+        this.freshUntil = storedAt + TimeUnit.SECONDS.toNanos(lifetimeSeconds);
         this.staleUntil = freshUntil + maxStaleNanos;
         this.negative = negative;
     }
 
+    /** An array for an answer of {@code wireLength} octets with {@code ttlCount} TTLs, for the constructor. */
+    static byte[] bytesFor(int wireLength, int ttlCount) {
+        return new byte[wireLength + 2 * ttlCount];
+    }
+
     /** Whether this entry answers {@code query}: the same question and the same DO, CD and EDNS bits. */
     boolean answers(ByteBuf query, Message parsed) {
-        return Question.bits(parsed) == bits && Question.matches(question, query, parsed);
+        return Question.bits(parsed) == bits && Question.matches(bytes, Header.LENGTH, questionLength, query, parsed);
     }
 
     boolean isFresh(long now) {
@@ -79,7 +107,7 @@ final class CachedAnswer {
     /** Whether it is a kept SERVFAIL: an error, never a stale answer in place of one. */
     boolean isServfail() {
         // Only NOERROR, NXDOMAIN and SERVFAIL are kept, so the header's four bits tell them apart.
-        return Header.rcode((wire[2] & 0xFF) << 8 | wire[3] & 0xFF) == Rcode.SERVFAIL;
+        return Header.rcode((bytes[2] & 0xFF) << 8 | bytes[3] & 0xFF) == Rcode.SERVFAIL;
     }
 
     /** Counts a hit; true when this hit should refresh the entry ahead of its expiry (prefetch). */
@@ -89,7 +117,7 @@ final class CachedAnswer {
             return false;
         }
         // In the last tenth of its lifetime, as unbound's prefetch does.
-        if (freshUntil - now > lifetimeNanos / 10) {
+        if (freshUntil - now > (freshUntil - storedAt) / 10) {
             return false;
         }
         refreshing = true;
@@ -100,7 +128,8 @@ final class CachedAnswer {
     ByteBuf fresh(ByteBufAllocator alloc, ByteBuf query, Message parsed, long now) {
         long age = TimeUnit.NANOSECONDS.toSeconds(now - storedAt);
         ByteBuf out = copyFor(alloc, query, parsed);
-        for (int offset : ttlOffsets) {
+        for (int i = wireLength; i < bytes.length; i += 2) {
+            int offset = ttlOffset(i);
             out.setInt(offset, (int) Math.max(0, out.getUnsignedInt(offset) - age));
         }
         return out;
@@ -109,15 +138,19 @@ final class CachedAnswer {
     /** The answer for {@code query} served past its lifetime: every TTL {@value #STALE_TTL} seconds. */
     ByteBuf stale(ByteBufAllocator alloc, ByteBuf query, Message parsed) {
         ByteBuf out = copyFor(alloc, query, parsed);
-        for (int offset : ttlOffsets) {
-            out.setInt(offset, STALE_TTL);
+        for (int i = wireLength; i < bytes.length; i += 2) {
+            out.setInt(ttlOffset(i), STALE_TTL);
         }
         return out;
     }
 
+    private int ttlOffset(int at) {
+        return (bytes[at] & 0xFF) << 8 | bytes[at + 1] & 0xFF;
+    }
+
     private ByteBuf copyFor(ByteBufAllocator alloc, ByteBuf query, Message parsed) {
-        ByteBuf out = alloc.directBuffer(wire.length).writeBytes(wire);
-        addressTo(out, question.length - 4, query, parsed);
+        ByteBuf out = alloc.directBuffer(wireLength).writeBytes(bytes, 0, wireLength);
+        addressTo(out, questionLength - 4, query, parsed);
         return out;
     }
 
@@ -140,15 +173,15 @@ final class CachedAnswer {
 
     /** Octets this entry holds in memory, roughly: what the cache's size bound counts. */
     int weight() {
-        return weight(wire.length, question.length, ttlOffsets.length);
+        return OVERHEAD + bytes.length;
     }
 
     /** What an entry of these sizes weighs, known before its bytes are copied. */
-    static int weight(int wireLength, int questionLength, int ttlCount) {
-        return OVERHEAD + wireLength + questionLength + 4 * ttlCount;
+    static int weight(int wireLength, int ttlCount) {
+        return OVERHEAD + wireLength + 2 * ttlCount;
     }
 
     String name() {
-        return Question.toString(question);
+        return Question.toString(bytes, Header.LENGTH);
     }
 }

@@ -56,31 +56,40 @@ final class Question {
 
     /** Whether the question of {@code message} is {@code question} (as {@link #lowerCase} made it). */
     static boolean matches(byte[] question, ByteBuf message, Message parsed) {
+        return matches(question, 0, question.length, message, parsed);
+    }
+
+    /** The same for a question kept as {@code length} octets of {@code bytes} from {@code at}. */
+    static boolean matches(byte[] bytes, int at, int length, ByteBuf message, Message parsed) {
         int from = parsed.questionStart();
-        if (parsed.questionEnd() - from != question.length) {
+        if (parsed.questionEnd() - from != length) {
             return false;
         }
-        int nameLength = question.length - 4;
+        int nameLength = length - 4;
         for (int i = 0; i < nameLength; i++) {
-            if (lower(message.getByte(from + i)) != question[i]) {
+            if (lower(message.getByte(from + i)) != bytes[at + i]) {
                 return false;
             }
         }
-        return message.getInt(from + nameLength) == (int) ((question[nameLength] & 0xFF) << 24
-                | (question[nameLength + 1] & 0xFF) << 16 | (question[nameLength + 2] & 0xFF) << 8
-                | (question[nameLength + 3] & 0xFF));
+        int type = at + nameLength;
+        return message.getInt(from + nameLength) == (int) ((bytes[type] & 0xFF) << 24
+                | (bytes[type + 1] & 0xFF) << 16 | (bytes[type + 2] & 0xFF) << 8 | (bytes[type + 3] & 0xFF));
     }
 
     /** The question's name in lower case as text, for logs and tests: {@code example.org.}. */
     static String toString(byte[] question) {
+        return toString(question, 0);
+    }
+
+    /** The same for a question kept in {@code bytes} from {@code pos}. */
+    static String toString(byte[] bytes, int pos) {
         StringBuilder name = new StringBuilder();
-        int pos = 0;
-        while (question[pos] != 0) {
-            int length = question[pos];
+        while (bytes[pos] != 0) {
+            int length = bytes[pos];
             if (length < 0 || length > 63) {
                 return name.append("(compressed)").toString(); // a query may point into its own name
             }
-            name.append(new String(Arrays.copyOfRange(question, pos + 1, pos + 1 + length),
+            name.append(new String(Arrays.copyOfRange(bytes, pos + 1, pos + 1 + length),
                     StandardCharsets.ISO_8859_1)).append('.');
             pos += length + 1;
         }

@@ -201,23 +201,23 @@ public final class ResponseCache {
             return Storing.ZERO_TTL;
         }
         // Turned away before anything is copied: under a flood of new names this is the common case.
-        int weight = CachedAnswer.weight(view.length(), question.length, scan.offsets().length);
+        int weight = CachedAnswer.weight(view.length(), scan.offsets().length);
         Segment segment = segment(key);
         synchronized (segment) {
             if (segment.entries.wouldEvictFor(key, weight) && !segment.doorkeeper.seenBefore(key)) {
                 return Storing.ONE_OFF;
             }
         }
-        byte[] wire = new byte[view.length()];
-        ByteBuf stored = Unpooled.wrappedBuffer(wire).setBytes(0, answer, view.start(), wire.length);
+        byte[] bytes = CachedAnswer.bytesFor(view.length(), scan.offsets().length);
+        ByteBuf stored = Unpooled.wrappedBuffer(bytes, 0, view.length()).setBytes(0, answer, view.start(), view.length());
         for (int offset : scan.offsets()) {
             long ttl = Ttls.read(stored, offset);
             stored.setInt(offset, (int) (kind == Storing.POSITIVE ? clamp(ttl, limits) : Math.min(ttl, lifetime)));
         }
         // A SERVFAIL holds no data to serve stale (RFC 8767 serves expired answers): it goes at its lifetime.
         long staleNanos = kind == Storing.SERVFAIL ? 0 : limits.maxStaleNanos();
-        CachedAnswer entry = new CachedAnswer(question, Question.bits(parsed), wire, scan.offsets(), now, lifetime,
-                staleNanos, kind == Storing.NEGATIVE);
+        CachedAnswer entry = new CachedAnswer(question, Question.bits(parsed), bytes, view.length(), scan.offsets(), now,
+                lifetime, staleNanos, kind == Storing.NEGATIVE);
         synchronized (segment) {
             segment.entries.put(key, entry, now);
         }

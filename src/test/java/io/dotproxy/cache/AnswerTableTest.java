@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.dotproxy.dns.Header;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -24,13 +25,19 @@ class AnswerTableTest {
     private static final long NOW = 1_000_000_000L;
     private final AtomicInteger evictions = new AtomicInteger();
 
-    /** An entry of {@code wireLength} octets, fresh for {@code seconds} from {@link #NOW}, never stale. */
-    private static CachedAnswer entry(int wireLength, long seconds) {
-        return new CachedAnswer(new byte[] {0, 0, 1, 0, 1}, 0, new byte[wireLength], new int[0], NOW, seconds, 0, false);
+    /**
+     * An entry of {@code octets} octets past its header and question (the root's), fresh for
+     * {@code seconds} from {@link #NOW}, never stale.
+     */
+    private static CachedAnswer entry(int octets, long seconds) {
+        byte[] question = {0, 0, 1, 0, 1};
+        int wireLength = Header.LENGTH + question.length + octets;
+        return new CachedAnswer(question, 0, CachedAnswer.bytesFor(wireLength, 0), wireLength, new int[0],
+                NOW, seconds, 0, false);
     }
 
-    private static CachedAnswer entry(int wireLength) {
-        return entry(wireLength, 3600);
+    private static CachedAnswer entry(int octets) {
+        return entry(octets, 3600);
     }
 
     @Test

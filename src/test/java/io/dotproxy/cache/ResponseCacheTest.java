@@ -397,6 +397,30 @@ class ResponseCacheTest {
     }
 
     @Test
+    void everyTtlOfALargeAnswerIsAgedAndTheHitIsSpelledAsTheClientAsked() {
+        harness();
+        Message query = query("big.example.org.");
+        // The upstream echoes the question in its own spelling (as 0x20-randomising upstreams do).
+        Message answer = reply(Dns.respelled(query, query.getHeader().getID(), "BIG.Example.ORG."), Rcode.NOERROR);
+        List<Long> ttls = new ArrayList<>();
+        for (int i = 0; i < 30; i++) { // TTLs from octet 40 to past octet 2,500: offsets of one and two octets
+            answer.addRecord(new TXTRecord(Dns.name("big.example.org."), DClass.IN, 100 + i, "x".repeat(70)),
+                    Section.ANSWER);
+            ttls.add(90L + i);
+        }
+        assertTrue(answer.toWire().length > 2500);
+        harness.fill(query, answer);
+
+        harness.advance(Duration.ofSeconds(10));
+        Message hit = harness.hit(Dns.respelled(query, 9, "bIg.eXaMpLe.oRg."));
+
+        assertEquals(ttls, Dns.ttls(hit), "every TTL 10 s less");
+        assertEquals(Dns.records(answer), Dns.records(hit));
+        assertEquals("bIg.eXaMpLe.oRg.", hit.getQuestion().getName().toString(), "the name as the client spelled it");
+        assertEquals(9, hit.getHeader().getID());
+    }
+
+    @Test
     void aBigAnswerIsServedWholeAndFittingItToTheClientIsThePipelinesJob() {
         harness();
         Message query = query("big.example.org.");
