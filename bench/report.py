@@ -97,7 +97,8 @@ ready = {fields[0]: int(fields[1]) for fields in (v.split() for v in meta["ready
 # "name breakdown...": bench/footprint.py's line for that proxy (run.sh asks it for dot-proxy only).
 footprint = dict(v.split(" ", 1) for v in meta["footprint"])
 GUARDED = "dot-proxy-guarded"  # dot-proxy with a rate limit no client reaches: the guard's cost
-proxies = [p for p in ["dot-proxy", GUARDED, "dot-proxy-cached"] + PEERS if any(k[0] == p for k in runs)]
+LANES = "dot-proxy-2lanes"  # dot-proxy with two lanes on its one CPU: what lanes cost per answer
+proxies = [p for p in ["dot-proxy", GUARDED, LANES, "dot-proxy-cached"] + PEERS if any(k[0] == p for k in runs)]
 
 
 def paired(scenario, key, peer, us="dot-proxy"):
@@ -181,6 +182,11 @@ for scenario, (title, family) in SCENARIOS.items():
         ratio, pairs = paired(scenario, "per_cpu_s", GUARDED)
         out.append(f"\nThe guard's cost: dot-proxy answers per CPU-second with a rate limit / without: "
                    f"**{guarded / plain:.2f}×** (paired in each repeat: without / with, median {fmt(ratio, 2)}× over {pairs}).")
+    laned = median(LANES, scenario, "per_cpu_s")
+    if laned and plain:
+        ratio, pairs = paired(scenario, "per_cpu_s", LANES)
+        out.append(f"\nWhat lanes cost: dot-proxy answers per CPU-second with two lanes on its one CPU / one lane: "
+                   f"**{laned / plain:.2f}×** (paired in each repeat: one / two, median {fmt(ratio, 2)}× over {pairs}).")
 
 out.append("\n## Footprint and steady state\n")
 out.append("RSS under load: read halfway through each measured run, median and highest over all of a "

@@ -43,7 +43,9 @@ repeats=${BENCH_REPEATS:-3}
 warmup=${BENCH_WARMUP:-10}
 # dot-proxy-guarded is dot-proxy with a per-client rate limit no client reaches: what the guard
 # costs per answer, in the same run.
-proxies=${BENCH_PROXIES:-"dot-proxy dot-proxy-guarded dnsdist kresd unbound stubby dot-proxy-cached dnsdist-cached kresd-cached unbound-cached"}
+# dot-proxy-2lanes is dot-proxy with dotproxy.event-loops=2 on its one CPU: what lanes cost per answer
+# (more throughput from lanes needs more CPUs than this rig gives a proxy).
+proxies=${BENCH_PROXIES:-"dot-proxy dot-proxy-guarded dot-proxy-2lanes dnsdist kresd unbound stubby dot-proxy-cached dnsdist-cached kresd-cached unbound-cached"}
 scenarios=${BENCH_SCENARIOS:-"miss-udp miss-tcp rate-udp hot-udp zipf-udp footprint"}
 main_scenarios=$(for s in $scenarios; do [ "$s" = footprint ] || echo "$s"; done | xargs)
 # The footprint cell: how many names, how long the measured load, and dot-proxy as sized for them.
@@ -54,7 +56,7 @@ footprint_java_opts=${BENCH_FOOTPRINT_JAVA_OPTS:-"-Xmx64m"}
 work=$(mktemp -d /tmp/dot-proxy-bench.XXXXXX)
 raw=$work/raw
 mkdir -p "$raw" "$here/results"
-declare -A port=([dot-proxy]=5301 [dnsdist]=5302 [kresd]=5303 [unbound]=5304 [stubby]=5305 [dot-proxy-guarded]=5306
+declare -A port=([dot-proxy]=5301 [dnsdist]=5302 [kresd]=5303 [unbound]=5304 [stubby]=5305 [dot-proxy-guarded]=5306 [dot-proxy-2lanes]=5311
                  [dot-proxy-cached]=5307 [dnsdist-cached]=5308 [kresd-cached]=5309 [unbound-cached]=5310)
 family() { case $1 in *-cached) echo deployed ;; *) echo engine ;; esac; }
 pids=()
@@ -249,6 +251,7 @@ start_proxy() { # name -> pid
     dot-proxy-guarded) start_dot_proxy dot-proxy-guarded 9081 -Ddotproxy.cache.enabled=false \
                  -Ddotproxy.rate-limit.qps=1000000 -Ddotproxy.rate-limit.burst=1000000 ;;
     dot-proxy-cached) start_dot_proxy dot-proxy-cached 9082 ;;
+    dot-proxy-2lanes) start_dot_proxy dot-proxy-2lanes 9083 -Ddotproxy.cache.enabled=false -Ddotproxy.event-loops=2 ;;
     dnsdist|dnsdist-cached) start "$1" "${proxy_cpu[@]}" dnsdist --supervised --disable-syslog -C "$work/$1.conf" ;;
     kresd|kresd-cached) start "$1" "${proxy_cpu[@]}" kresd -n -c "$work/$1.conf" "$work/$1" ;;
     unbound) start forwarder "${proxy_cpu[@]}" unbound -d -c "$work/forwarder.conf" ;;
