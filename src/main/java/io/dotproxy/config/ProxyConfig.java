@@ -238,12 +238,16 @@ public interface ProxyConfig {
         @WithDefault("5s")
         Duration frameTimeout();
 
-        /** A connection takes no more queries after this many and closes once they are answered; 0: no limit. */
-        @WithDefault("10000")
+        /**
+         * A connection takes no more queries after this many and closes once they are answered; 0: no
+         * limit. Off by default, as in dnsdist and unbound: a client that pipelines and does not retry
+         * (RFC 7766 asks it to) loses the queries it sent after the limit.
+         */
+        @WithDefault("0")
         int maxQueries();
 
-        /** A connection takes no more queries after this age and closes once they are answered; 0: no limit. */
-        @WithDefault("10m")
+        /** A connection takes no more queries after this age and closes once they are answered; 0: no limit (the default, as above). */
+        @WithDefault("0s")
         Duration maxAge();
     }
 
