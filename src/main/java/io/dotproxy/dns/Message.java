@@ -106,6 +106,16 @@ public final class Message {
                 optStart, optEnd, optPayload, optTtl);
     }
 
+    /**
+     * This view moved to a copy of the message that starts at index {@code newStart} of another
+     * buffer: every index shifts by the same amount, nothing is parsed again.
+     */
+    public Message movedTo(int newStart) {
+        int shift = newStart - start;
+        return new Message(newStart, end + shift, flags, questionCount, questionEnd + shift, qtype, qclass,
+                optStart < 0 ? -1 : optStart + shift, optEnd < 0 ? -1 : optEnd + shift, optPayloadSize, optTtl);
+    }
+
     private static int skipRecord(ByteBuf buf, int start, int pos, int end) throws WireFormatException {
         pos = Names.skip(buf, start, pos, end);
         if (pos + RR_FIXED > end) {

@@ -19,6 +19,7 @@ abstract class Exchange implements QueryCallback {
     private Message parsed;
     private boolean completed;
     private boolean clientSubnetStripped;
+    private boolean ownCopy; // the query is an exact-size buffer of this exchange's, not the one received
 
     abstract Transport transport();
 
@@ -40,13 +41,24 @@ abstract class Exchange implements QueryCallback {
     }
 
     /**
-     * Replaces the query as received by an exact-size copy and releases the received buffer. A
-     * UDP datagram is a slice of a 32 KiB batch buffer and a TCP frame a slice of a whole read
-     * buffer: held for the query's lifetime, they would pin far more memory than the query.
+     * Replaces the query as received by an exact-size copy (its view moved along) and releases the
+     * received buffer, unless the query is a copy of the exchange's own already. Called when the
+     * query is forwarded, the only way it outlives {@link QueryPipeline#handle}: a UDP datagram is a
+     * slice of a 32 KiB batch buffer and a TCP frame a slice of a whole read buffer, and held for
+     * the query's lifetime they would pin far more memory than the query. A query answered at once
+     * (a cache hit, an error, a drop) is never copied.
      */
     final void keepCopy() {
+        if (ownCopy) {
+            return;
+        }
         ByteBuf received = query;
-        query = alloc().directBuffer(received.readableBytes()).writeBytes(received);
+        int from = received.readerIndex();
+        query = alloc().directBuffer(received.readableBytes()).writeBytes(received, from, received.readableBytes());
+        ownCopy = true;
+        if (parsed != null) {
+            parsed = parsed.movedTo(0);
+        }
         received.release();
     }
 
@@ -58,6 +70,7 @@ abstract class Exchange implements QueryCallback {
         ByteBuf previous = query;
         query = rewritten;
         parsed = view;
+        ownCopy = true;
         previous.release();
     }
 

@@ -103,7 +103,6 @@ public final class QueryPipeline {
             if (verdict == Admission.Verdict.DROP) {
                 return;
             }
-            exchange.keepCopy(); // only once admitted: a dropped flood costs no copy
             if (!validate(exchange)) {
                 return;
             }
@@ -263,8 +262,12 @@ public final class QueryPipeline {
         return true;
     }
 
-    /** Stage 4: to the upstream group, under the query's deadline; it calls back exactly once. */
+    /**
+     * Stage 4: to the upstream group, under the query's deadline; it calls back exactly once. The
+     * query outlives this call from here on, so it leaves the buffer it was received in.
+     */
     private void forward(Exchange exchange) {
+        exchange.keepCopy();
         upstream.query(exchange.query(), exchange.parsed(), System.nanoTime() + timeoutNanos, exchange);
     }
 

@@ -103,6 +103,35 @@ class MessageTest {
     }
 
     @Test
+    void aViewMovedToACopyReadsAsTheCopyParsed() throws Exception {
+        org.xbill.DNS.Message query = query("moved.example.", Type.AAAA);
+        query.addRecord(new OPTRecord(1400, 0, 0, ExtendedFlags.DO), Section.ADDITIONAL);
+        byte[] bytes = query.toWire();
+        ByteBuf framed = Unpooled.buffer().writeShort(bytes.length).writeBytes(bytes);
+        framed.readerIndex(2);
+        ByteBuf copy = Unpooled.buffer().writeZero(5).writeBytes(bytes);
+        copy.readerIndex(5);
+
+        Message moved = Message.parse(framed).movedTo(5);
+        Message parsed = Message.parse(copy);
+
+        assertEquals(parsed.start(), moved.start());
+        assertEquals(parsed.length(), moved.length());
+        assertEquals(parsed.flags(), moved.flags());
+        assertEquals(parsed.questionCount(), moved.questionCount());
+        assertEquals(parsed.questionStart(), moved.questionStart());
+        assertEquals(parsed.questionEnd(), moved.questionEnd());
+        assertEquals(parsed.qtype(), moved.qtype());
+        assertEquals(parsed.qclass(), moved.qclass());
+        assertEquals(parsed.optStart(), moved.optStart());
+        assertEquals(parsed.optEnd(), moved.optEnd());
+        assertEquals(parsed.udpPayloadLimit(), moved.udpPayloadLimit());
+        assertEquals(parsed.dnssecOk(), moved.dnssecOk());
+        assertEquals(parsed.rcode(), moved.rcode());
+        assertEquals(-1, Message.parse(wire(query("plain.example.", Type.A))).movedTo(7).optStart(), "no OPT stays none");
+    }
+
+    @Test
     void sameQuestionIgnoresCaseButNotTypeOrClass() throws Exception {
         ByteBuf lower = wire(query("www.example.com.", Type.A));
         ByteBuf mixed = wire(query("WWW.Example.COM.", Type.A));

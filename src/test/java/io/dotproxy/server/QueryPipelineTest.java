@@ -141,6 +141,48 @@ class QueryPipelineTest {
     }
 
     @Test
+    void aQueryAnsweredLocallyIsNeverCopied() throws IOException {
+        QueryPipeline pipeline = pipeline(Admission.ADMIT_ALL);
+        org.xbill.DNS.Message query = DnsClient.query("hit.example.");
+        local.answer = wire(answerTo(query, "192.0.2.8"));
+        ByteBuf received = wire(query);
+
+        TestExchange exchange = handle(pipeline, received, new TestExchange(Transport.UDP));
+
+        assertSame(received, local.lastQuery, "the local answers read the buffer as received");
+        assertEquals(query.getHeader().getID(), read(exchange.sent).getHeader().getID());
+        assertCompleted(pipeline, exchange);
+    }
+
+    @Test
+    void aForwardedQueryLeavesItsReceiveBufferForAnExactCopyWhateverItsReaderIndex() throws IOException {
+        QueryPipeline pipeline = pipeline(Admission.ADMIT_ALL);
+        org.xbill.DNS.Message query = ednsQuery("framed.example.", false);
+        byte[] sent = query.toWire();
+        // As the TCP frame decoder hands a frame on: its 2-octet length prefix skipped, not cut.
+        ByteBuf frame = Unpooled.buffer(2 + sent.length).writeShort(sent.length).writeBytes(sent);
+        frame.skipBytes(2);
+
+        TestExchange exchange = handle(pipeline, frame, new TestExchange(Transport.TCP));
+
+        assertEquals(0, frame.refCnt(), "the frame went back once the query was copied");
+        Forwarded forwarded = upstream.calls.get(0);
+        assertEquals(HexFormat.of().formatHex(sent), ByteBufUtil.hexDump(forwarded.query));
+        assertEquals(sent.length, forwarded.query.capacity(), "an exact-size copy");
+        Message view = forwarded.parsed;
+        assertEquals(forwarded.query.readerIndex(), view.start(), "the view is of the copy");
+        assertEquals(query.getQuestion().getName(), new org.xbill.DNS.Message(ByteBufUtil.getBytes(forwarded.query,
+                view.start(), view.length())).getQuestion().getName());
+        assertEquals(sent.length - (view.optEnd() - view.optStart()), view.optStart(), "the OPT record moved along");
+        assertEquals(1232, view.udpPayloadLimit());
+
+        forwarded.callback.onAnswer(wire(answerTo(query, "192.0.2.10")));
+        assertEquals(query.getHeader().getID(), read(exchange.sent).getHeader().getID());
+        assertCompleted(pipeline, exchange);
+        assertEquals(0, forwarded.query.refCnt(), "the copy was released after the answer");
+    }
+
+    @Test
     void anAnswerTooLongForUdpThatCannotBeParsedToCutIsServfail() throws IOException {
         QueryPipeline pipeline = pipeline(Admission.ADMIT_ALL);
         org.xbill.DNS.Message query = DnsClient.query("broken.example.");
@@ -533,7 +575,7 @@ class QueryPipelineTest {
         }
     }
 
-    private record Forwarded(ByteBuf query, long deadlineNanos, QueryCallback callback) {}
+    private record Forwarded(ByteBuf query, Message parsed, long deadlineNanos, QueryCallback callback) {}
 
     /** Records each forwarded query; the test calls back as the upstream would. */
     private static final class RecordingUpstream implements Upstream {
@@ -543,7 +585,7 @@ class QueryPipelineTest {
         public void query(ByteBuf query, Message parsed, long deadlineNanos, QueryCallback callback) {
             assertNotNull(parsed);
             assertEquals(query.readableBytes(), parsed.length(), "the view is of the buffer forwarded");
-            calls.add(new Forwarded(query, deadlineNanos, callback));
+            calls.add(new Forwarded(query, parsed, deadlineNanos, callback));
         }
 
         @Override
