@@ -61,9 +61,9 @@ public final class ResponseCache {
         final AnswerTable entries;
         final Doorkeeper doorkeeper;
 
-        Segment(long budget, int doorkeeperWindow, Runnable evicted) {
+        Segment(long budget, int doorkeeperWindow, int doorkeeperBitsLog2, Runnable evicted) {
             entries = new AnswerTable(budget, evicted);
-            doorkeeper = new Doorkeeper(doorkeeperWindow);
+            doorkeeper = new Doorkeeper(doorkeeperWindow, doorkeeperBitsLog2);
         }
     }
 
@@ -97,14 +97,31 @@ public final class ResponseCache {
     public ResponseCache(Settings settings, LongSupplier clock, CacheMetrics metrics, int lanes) {
         this.clock = clock;
         this.metrics = metrics;
-        int count = lanes <= 1 ? 1 : Integer.highestOneBit(lanes * 4 - 1) << 1;
+        int count = segmentsFor(lanes, settings.maxBytes());
         this.segments = new Segment[count];
         this.segmentShift = 64 - Integer.numberOfTrailingZeros(count);
         for (int i = 0; i < count; i++) {
-            segments[i] = new Segment(settings.maxBytes() / count, Doorkeeper.WINDOW / count, metrics::evicted);
+            segments[i] = new Segment(settings.maxBytes() / count, Doorkeeper.WINDOW / count,
+                    Doorkeeper.BITS_LOG2 - Integer.numberOfTrailingZeros(count), metrics::evicted);
         }
         this.lifetimes = Lifetimes.of(settings);
         metrics.watch(this);
+    }
+
+    /** A segment holds at least this much of the size bound, so that large answers still fit one. */
+    private static final long MIN_SEGMENT_BYTES = 256 << 10;
+
+    /**
+     * Segments for {@code lanes} lanes: four a lane (a power of two, so that lanes rarely meet on a
+     * lock), no more than the size bound gives {@link #MIN_SEGMENT_BYTES} each, one for one lane.
+     */
+    static int segmentsFor(int lanes, long maxBytes) {
+        if (lanes <= 1) {
+            return 1;
+        }
+        int wanted = Integer.highestOneBit(lanes * 4 - 1) << 1;
+        long room = Math.max(1, maxBytes / MIN_SEGMENT_BYTES);
+        return (int) Math.min(wanted, Long.highestOneBit(Math.min(room, 1 << 16)));
     }
 
     /** The segment of {@code key}: its top bits (the table's slot comes from the low ones). */

@@ -57,7 +57,6 @@ final class Lane {
                 List<Standing> fallback, boolean regroup) {}
 
     final EventLoop loop;
-    private final int laneCount;
     private final GroupMetrics groupMetrics;
     private final QueryPipeline pipeline;
     private volatile UpstreamGroup group;
@@ -74,15 +73,14 @@ final class Lane {
     private Future<Void> settling;
 
     /**
-     * A lane of {@code settings} on {@code loop}, one of {@code laneCount}.
+     * A lane of {@code settings} on {@code loop}.
      *
      * @param cache the shared cache when it is on, else null
      */
-    Lane(EventLoop loop, int laneCount, ProxySettings settings, TlsClientContext tls, Map<DotResolver, Standing> standings,
+    Lane(EventLoop loop, ProxySettings settings, TlsClientContext tls, Map<DotResolver, Standing> standings,
          List<Standing> fallbackStandings, Admission guard, ResponseCache cache, CacheMetrics cacheMetrics,
          GroupMetrics groupMetrics, ServerMetrics serverMetrics) {
         this.loop = loop;
-        this.laneCount = laneCount;
         this.groupMetrics = groupMetrics;
         ProxySettings.Forwarding forwarding = settings.forwarding();
         for (DotResolver resolver : forwarding.dot()) {
@@ -99,18 +97,17 @@ final class Lane {
     }
 
     /**
-     * The plain fallback of {@code forwarding}, as a group of this lane's own, or null. Each lane
-     * gets its share of the per-server cap, so that the cap holds for the whole process.
+     * The plain fallback of {@code forwarding}, as a group of this lane's own, or null. The
+     * per-server cap counts every lane's queries (the standing keeps the count).
      */
     private UpstreamGroup fallbackFor(ProxySettings.Forwarding forwarding, List<Standing> standings) {
         if (forwarding.fallback().isEmpty()) {
             return null;
         }
-        int share = Math.max(1, (forwarding.fallbackMaxInFlight() + laneCount - 1) / laneCount);
         List<Member> plain = new ArrayList<>();
         for (int i = 0; i < forwarding.fallback().size(); i++) {
             InetSocketAddress server = forwarding.fallback().get(i);
-            plain.add(Member.plain(server, loop, share, forwarding.probing(), standings.get(i)));
+            plain.add(Member.plain(server, loop, forwarding.fallbackMaxInFlight(), forwarding.probing(), standings.get(i)));
         }
         return UpstreamGroup.plainFallback(plain, forwarding.group().attemptTimeout(), loop, groupMetrics);
     }

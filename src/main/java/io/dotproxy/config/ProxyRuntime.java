@@ -80,7 +80,8 @@ public final class ProxyRuntime {
         this.guardMetrics = new GuardMetrics(registry);
         ProxySettings.Forwarding forwarding = settings.forwarding();
         for (DotResolver resolver : forwarding.dot()) {
-            standings.put(resolver, Standing.dot(resolver, forwarding.connections(), forwarding.probing(), home, registry));
+            standings.put(resolver, Standing.dot(resolver, forwarding.connections(), forwarding.probing(), home, registry,
+                    loops.size()));
         }
         this.fallbackStandings = fallbackStandingsFor(forwarding);
         ServerMetrics serverMetrics = new ServerMetrics(registry);
@@ -90,7 +91,7 @@ public final class ProxyRuntime {
         }
         List<ProxyServer.Lane> ends = new ArrayList<>();
         for (EventLoop loop : loops) {
-            Lane lane = new Lane(loop, loops.size(), settings, tls, standings, fallbackStandings, guard, cache,
+            Lane lane = new Lane(loop, settings, tls, standings, fallbackStandings, guard, cache,
                     cacheMetrics, groupMetrics, serverMetrics);
             lanes.add(lane);
             ends.add(new ProxyServer.Lane(loop, lane.pipeline()));
@@ -235,7 +236,8 @@ public final class ProxyRuntime {
                 standings.remove(resolver).removeMeters();
             }
             for (DotResolver resolver : change.added()) {
-                standings.put(resolver, Standing.dot(resolver, now.connections(), now.probing(), home, registry));
+                standings.put(resolver, Standing.dot(resolver, now.connections(), now.probing(), home, registry,
+                        lanes.size()));
             }
         }
         ProxyServer.Settings listen = settings.listen();
@@ -286,7 +288,13 @@ public final class ProxyRuntime {
         Promise<Void> done = loop.newPromise();
         loop.execute(() -> {
             try {
-                step.call().addListener(f -> done.setSuccess(null));
+                step.call().addListener(f -> {
+                    if (f.isSuccess()) {
+                        done.setSuccess(null);
+                    } else {
+                        done.setFailure(f.cause());
+                    }
+                });
             } catch (Exception e) {
                 done.setFailure(e);
             }
@@ -294,13 +302,16 @@ public final class ProxyRuntime {
         return done;
     }
 
-    /** Done once every one of {@code futures} is. */
+    /** Done once every one of {@code futures} is; failed if any failed (a lane left half applied: logged). */
     private Future<Void> allOf(List<Future<Void>> futures) {
         Promise<Void> all = home.newPromise();
         AtomicInteger left = new AtomicInteger(futures.size());
         for (Future<Void> future : futures) {
             future.addListener(f -> {
-                if (left.decrementAndGet() == 0) {
+                if (!f.isSuccess()) {
+                    LOG.errorf(f.cause(), "A lane could not apply the new settings");
+                    all.tryFailure(f.cause());
+                } else if (left.decrementAndGet() == 0) {
                     all.trySuccess(null);
                 }
             });
@@ -354,6 +365,11 @@ public final class ProxyRuntime {
     /** The first lane's pipeline. */
     public QueryPipeline pipeline() {
         return lanes.get(0).pipeline();
+    }
+
+    /** Whether clear-text fallback is configured and some lane sends queries to it now (every DoT upstream down). */
+    public boolean usingFallback() {
+        return lanes.stream().anyMatch(lane -> lane.group().usingFallback());
     }
 
     /** How many lanes serve queries. */

@@ -60,7 +60,8 @@ public class Setup {
         try {
             ProxySettings settings = SettingsReader.read(config, dotHost);
             warnOfMaskedKeys();
-            List<EventLoop> loops = eventLoops(vertx.nettyEventLoopGroup(), settings.listen().eventLoops());
+            List<EventLoop> loops = eventLoops(vertx.nettyEventLoopGroup(), settings.listen().eventLoops(),
+                    config.eventLoops().isPresent());
             ProxyRuntime assembled = ProxyRuntime.assemble(settings, loops, registry);
             assembled.start();
             runtime = assembled;
@@ -75,16 +76,18 @@ public class Setup {
      * {@code wanted} distinct loops of Vert.x's event loop group (which Quarkus sizes at twice the
      * CPUs); the HTTP server's loops among them too, which carry only probes and scrapes.
      *
-     * @throws ConfigError when the group has fewer
+     * @param asked whether {@code dotproxy.event-loops} was set; unset, the default (a lane per CPU)
+     *     is cut to the group's size instead of failing
+     * @throws ConfigError when the group has fewer than were asked for
      */
-    static List<EventLoop> eventLoops(EventLoopGroup group, int wanted) {
+    static List<EventLoop> eventLoops(EventLoopGroup group, int wanted, boolean asked) {
         List<EventLoop> loops = new ArrayList<>();
         for (EventExecutor executor : group) {
             if (executor instanceof EventLoop loop && loops.size() < wanted) {
                 loops.add(loop);
             }
         }
-        if (loops.size() < wanted) {
+        if (loops.size() < wanted && asked) {
             throw new ConfigError("dotproxy.event-loops", wanted, "1 to " + loops.size()
                     + " here (Vert.x's event loops; quarkus.vertx.event-loops-pool-size raises it)");
         }

@@ -25,16 +25,17 @@ public class UpstreamsHealth implements HealthCheck {
     @Override
     public HealthCheckResponse call() {
         HealthCheckResponseBuilder response = HealthCheckResponse.named("dot-upstreams");
-        UpstreamGroup group = setup.runtime().map(ProxyRuntime::group).orElse(null);
-        if (group == null) {
+        ProxyRuntime runtime = setup.runtime().orElse(null);
+        if (runtime == null) {
             return response.down().build();
         }
+        UpstreamGroup group = runtime.group(); // the first lane's: the circuits are every lane's
         boolean anyUp = false;
         for (Member member : group.members()) {
             response.withData(member.name(), member.health().state().name());
             anyUp |= member.health().isUp();
         }
-        response.withData("plain-fallback-in-use", group.usingFallback());
+        response.withData("plain-fallback-in-use", runtime.usingFallback());
         return response.status(anyUp).build();
     }
 }

@@ -7,7 +7,12 @@ import io.netty.channel.EventLoop;
 import io.netty.util.concurrent.Future;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.net.Inet4Address;
 import java.net.InetAddress;
+import java.net.ProtocolFamily;
+import java.net.StandardProtocolFamily;
+import java.nio.channels.DatagramChannel;
+import java.nio.channels.ServerSocketChannel;
 import java.net.InetSocketAddress;
 import java.net.UnknownHostException;
 import java.time.Duration;
@@ -128,8 +133,12 @@ public final class ProxyServer {
         for (int i = 0; i < attempts; i++) {
             List<Channel> bound = new ArrayList<>();
             try {
+                // SO_REUSEPORT lets a socket join a port that another of the same user holds with it
+                // (unbound sets it by default), and a port 0 bind may even pick such a port: a probe
+                // without it finds a port that is really free, or fails as a single lane would.
+                int port = shared ? freePort(address, settings.port()) : settings.port();
                 Listeners first = lanes.get(0);
-                Channel firstUdp = bind(first.udp.bind(first.loop, new InetSocketAddress(address, settings.port()), shared));
+                Channel firstUdp = bind(first.udp.bind(first.loop, new InetSocketAddress(address, port), shared));
                 bound.add(firstUdp);
                 InetSocketAddress local = new InetSocketAddress(address, ((InetSocketAddress) firstUdp.localAddress()).getPort());
                 List<Channel> udpChannels = new ArrayList<>(List.of(firstUdp));
@@ -158,6 +167,28 @@ public final class ProxyServer {
             }
         }
         throw last;
+    }
+
+    /**
+     * {@code port} (or, for 0, a free one) after checking that no socket holds it for UDP or TCP,
+     * by binding both there without SO_REUSEPORT for a moment.
+     */
+    private static int freePort(InetAddress address, int port) throws IOException {
+        ProtocolFamily family = address instanceof Inet4Address ? StandardProtocolFamily.INET : StandardProtocolFamily.INET6;
+        DatagramChannel probe;
+        try {
+            probe = DatagramChannel.open(family);
+        } catch (UnsupportedOperationException noIpv6) {
+            throw new IOException("address family not supported", noIpv6); // start() then tries IPv4
+        }
+        try (DatagramChannel udp = probe) {
+            udp.bind(new InetSocketAddress(address, port));
+            int found = ((InetSocketAddress) udp.getLocalAddress()).getPort();
+            try (ServerSocketChannel tcp = ServerSocketChannel.open()) {
+                tcp.bind(new InetSocketAddress(address, found));
+            }
+            return found;
+        }
     }
 
     private static Channel bind(ChannelFuture future) throws IOException {

@@ -101,7 +101,7 @@ public final class Member {
     /** A plain DNS server as the member of the lane that runs on {@code loop}, sharing {@code standing}. */
     public static Member plain(InetSocketAddress server, EventLoop loop, int maxInFlight, Probing probing,
                                Standing standing) {
-        PlainUpstream upstream = new PlainUpstream(server, loop, standing.metrics(), maxInFlight);
+        PlainUpstream upstream = new PlainUpstream(server, loop, standing.metrics(), maxInFlight, standing.plainInFlight());
         return new Member(upstream, standing.health(), probing.probeTimeout(), standing::removeMeters,
                 standing.home() == loop);
     }

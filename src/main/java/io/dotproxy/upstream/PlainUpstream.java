@@ -26,6 +26,7 @@ import java.net.InetSocketAddress;
 import java.security.SecureRandom;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 
 /**
@@ -44,11 +45,18 @@ public final class PlainUpstream implements Upstream {
     private final EventLoop loop;
     private final UpstreamMetrics metrics;
     private final int maxInFlight;
-    /** Queries with a socket open; on the loop only. */
-    private int inFlight;
+    /** Queries with a socket open, over every lane's member of this server ({@link Standing}). */
+    private final AtomicInteger inFlight;
 
     /** @param maxInFlight queries (each with its own socket) at once at most */
     public PlainUpstream(InetSocketAddress server, EventLoop loop, UpstreamMetrics metrics, int maxInFlight) {
+        this(server, loop, metrics, maxInFlight, new AtomicInteger());
+    }
+
+    /** @param inFlight the count of queries in flight that every lane's member of this server shares */
+    PlainUpstream(InetSocketAddress server, EventLoop loop, UpstreamMetrics metrics, int maxInFlight,
+                  AtomicInteger inFlight) {
+        this.inFlight = inFlight;
         this.server = server;
         this.name = nameOf(server);
         this.loop = loop;
@@ -112,11 +120,11 @@ public final class PlainUpstream implements Upstream {
         }
 
         void start(long deadlineNanos) {
-            if (inFlight >= maxInFlight) {
+            if (inFlight.incrementAndGet() > maxInFlight) {
+                inFlight.decrementAndGet();
                 fail(UpstreamFailure.OVERLOADED); // one socket per query: bounded, never queued
                 return;
             }
-            inFlight++;
             counted = true;
             timeout = loop.schedule(() -> fail(UpstreamFailure.TIMEOUT), deadlineNanos - System.nanoTime(), TimeUnit.NANOSECONDS);
             InternetProtocolFamily family = server.getAddress() instanceof Inet4Address
@@ -165,7 +173,7 @@ public final class PlainUpstream implements Upstream {
         /** Takes an answer that matched; restores the client's ID. */
         private void answer(ByteBuf answer) {
             done = true;
-            inFlight--;
+            inFlight.decrementAndGet();
             timeout.cancel(false);
             channel.close();
             wire.release();
@@ -181,7 +189,7 @@ public final class PlainUpstream implements Upstream {
             }
             done = true;
             if (counted) {
-                inFlight--;
+                inFlight.decrementAndGet();
             }
             if (timeout != null) {
                 timeout.cancel(false); // null when it failed before it started

@@ -3,6 +3,7 @@ package io.dotproxy.upstream;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.channel.EventLoop;
 import java.net.InetSocketAddress;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * What every lane's member of one upstream shares: its meters, its circuit breaker and (over DoT)
@@ -14,6 +15,8 @@ public final class Standing {
     private final UpstreamMetrics metrics;
     private final UpstreamHealth health;
     private final TokenBucket handshakes; // null for a plain server
+    /** A plain server's queries in flight over every lane (each has a socket of its own), for its cap. */
+    private final AtomicInteger plainInFlight = new AtomicInteger();
     private final EventLoop home;
     private boolean metersRemoved;
 
@@ -25,13 +28,24 @@ public final class Standing {
     }
 
     /**
-     * The standing of a DoT resolver: its meters registered in {@code registry}, its circuit
-     * breaker's timers and probes on {@code home}.
+     * The standing of a DoT resolver for one lane: its meters registered in {@code registry}, its
+     * circuit breaker's timers and probes on {@code home}.
      */
     public static Standing dot(DotResolver resolver, DotUpstream.Settings settings, Member.Probing probing,
                                EventLoop home, MeterRegistry registry) {
+        return dot(resolver, settings, probing, home, registry, 1);
+    }
+
+    /**
+     * The standing of a DoT resolver shared by {@code lanes} lanes. The handshake budget's burst
+     * has room for every lane's first connection on top of the settings' burst: each lane needs a
+     * connection of its own at start, after a reload, and when the upstream comes back, and a lane
+     * left without one would fail its queries until the budget refills.
+     */
+    public static Standing dot(DotResolver resolver, DotUpstream.Settings settings, Member.Probing probing,
+                               EventLoop home, MeterRegistry registry, int lanes) {
         return new Standing(new UpstreamMetrics(registry, resolver.toString()), home, probing,
-                new TokenBucket(settings.handshakeBurst(), settings.handshakesPerSecond()));
+                new TokenBucket(settings.handshakeBurst() + lanes - 1, settings.handshakesPerSecond()));
     }
 
     /** The standing of a plain DNS server (fallback only). */
@@ -46,6 +60,10 @@ public final class Standing {
 
     UpstreamHealth health() {
         return health;
+    }
+
+    AtomicInteger plainInFlight() {
+        return plainInFlight;
     }
 
     TokenBucket handshakes() {

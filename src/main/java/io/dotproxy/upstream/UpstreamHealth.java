@@ -2,6 +2,7 @@ package io.dotproxy.upstream;
 
 import io.netty.channel.EventLoop;
 import java.time.Duration;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
@@ -97,7 +98,7 @@ public final class UpstreamHealth {
             return; // the common case, from any lane: nothing to change
         }
         if (!loop.inEventLoop()) {
-            loop.execute(this::succeeded);
+            hop(this::succeeded);
             return;
         }
         consecutiveFailures = 0;
@@ -111,7 +112,7 @@ public final class UpstreamHealth {
     /** An attempt failed for this reason. */
     void failed(UpstreamFailure failure) {
         if (!loop.inEventLoop()) {
-            loop.execute(() -> failed(failure));
+            hop(() -> failed(failure));
             return;
         }
         switch (failure) {
@@ -128,6 +129,15 @@ public final class UpstreamHealth {
                     open(failure);
                 }
             }
+        }
+    }
+
+    /** Runs a report from another lane on the circuit's loop; nothing once that loop has shut down (a stop). */
+    private void hop(Runnable report) {
+        try {
+            loop.execute(report);
+        } catch (RejectedExecutionException stopping) {
+            // The process is stopping: the circuit's state no longer matters, the caller's query does.
         }
     }
 

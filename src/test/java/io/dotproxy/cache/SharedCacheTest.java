@@ -14,6 +14,7 @@ import io.netty.buffer.UnpooledByteBufAllocator;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -28,7 +29,7 @@ import org.xbill.DNS.Type;
  */
 class SharedCacheTest {
     private static final int LANES = 4;
-    private static final int NAMES_PER_LANE = 3_000;
+    private static final int NAMES_PER_LANE = 6_000;
 
     private static ResponseCache cache(long maxBytes) {
         ResponseCache.Settings settings = new ResponseCache.Settings(true, maxBytes, Duration.ZERO, Duration.ofDays(1),
@@ -36,48 +37,75 @@ class SharedCacheTest {
         return new ResponseCache(settings, System::nanoTime, new CacheMetrics(new SimpleMeterRegistry()), LANES);
     }
 
-    /** A lane's work: store an answer for each of its names, then look each up and check the address. */
-    private static int storeAndFind(ResponseCache cache, int lane) throws WireFormatException {
-        int found = 0;
-        for (int i = 0; i < NAMES_PER_LANE; i++) {
-            org.xbill.DNS.Message query = Dns.query("n" + i + ".lane" + lane + ".example.", Type.A, Edns.PLAIN);
-            ByteBuf wire = Dns.wire(query);
-            Message parsed = Message.parse(wire);
-            ByteBuf answer = Dns.wire(reply(query, Rcode.NOERROR,
-                    a(query.getQuestion().getName().toString(), 300, "10." + lane + "." + (i >> 8) + "." + (i & 0xFF))));
-            cache.store(Question.key(wire, parsed), wire, parsed, answer);
-            answer.release();
-            wire.release();
-        }
-        for (int i = 0; i < NAMES_PER_LANE; i++) {
-            org.xbill.DNS.Message query = Dns.query("n" + i + ".lane" + lane + ".example.", Type.A, Edns.PLAIN);
-            ByteBuf wire = Dns.wire(query);
+    private static String address(int lane, int i) {
+        return "10." + lane + "." + (i >> 8) + "." + (i & 0xFF);
+    }
+
+    /** Stores the answer of {@code lane}'s name {@code i}. */
+    private static void store(ResponseCache cache, int lane, int i) throws WireFormatException {
+        org.xbill.DNS.Message query = Dns.query("n" + i + ".lane" + lane + ".example.", Type.A, Edns.PLAIN);
+        ByteBuf wire = Dns.wire(query);
+        Message parsed = Message.parse(wire);
+        ByteBuf answer = Dns.wire(reply(query, Rcode.NOERROR,
+                a(query.getQuestion().getName().toString(), 300, address(lane, i))));
+        cache.store(Question.key(wire, parsed), wire, parsed, answer);
+        answer.release();
+        wire.release();
+    }
+
+    /** Looks up {@code lane}'s name {@code i}: whether it was found, failing if found with another answer. */
+    private static boolean find(ResponseCache cache, int lane, int i) throws WireFormatException {
+        org.xbill.DNS.Message query = Dns.query("n" + i + ".lane" + lane + ".example.", Type.A, Edns.PLAIN);
+        ByteBuf wire = Dns.wire(query);
+        try {
             Message parsed = Message.parse(wire);
             long now = cache.now();
             CachedAnswer entry = cache.find(Question.key(wire, parsed), wire, parsed, now);
-            if (entry != null) {
-                ByteBuf hit = entry.fresh(UnpooledByteBufAllocator.DEFAULT, wire, parsed, now);
-                org.xbill.DNS.Message read = Dns.read(hit);
-                assertEquals("10." + lane + "." + (i >> 8) + "." + (i & 0xFF),
-                        read.getSection(org.xbill.DNS.Section.ANSWER).get(0).rdataToString(), "its own answer");
-                found++;
+            if (entry == null) {
+                return false;
             }
+            org.xbill.DNS.Message read = Dns.read(entry.fresh(UnpooledByteBufAllocator.DEFAULT, wire, parsed, now));
+            assertEquals(address(lane, i), read.getSection(org.xbill.DNS.Section.ANSWER).get(0).rdataToString(),
+                    "its own answer");
+            return true;
+        } finally {
             wire.release();
+        }
+    }
+
+    /**
+     * A lane's work, started with the others at once: each of its names stored, then looked up
+     * at once, and the same name of the next lane (stored by another thread now) looked up too.
+     * Returns how many of its own names it found right after storing them.
+     */
+    private static int storeAndFind(ResponseCache cache, int lane, int names, int rounds, CyclicBarrier start)
+            throws Exception {
+        start.await(10, TimeUnit.SECONDS);
+        int found = 0;
+        for (int round = 0; round < rounds; round++) {
+            for (int i = 0; i < names; i++) {
+                store(cache, lane, i); // again in each round: the entry is replaced, the table churns
+                if (find(cache, lane, i)) {
+                    found++;
+                }
+                find(cache, (lane + 1) % LANES, i);
+            }
         }
         return found;
     }
 
-    private static List<Integer> runLanes(ResponseCache cache) throws Exception {
+    private static List<Integer> runLanes(ResponseCache cache, int names, int rounds) throws Exception {
         ExecutorService lanes = Executors.newFixedThreadPool(LANES);
         try {
+            CyclicBarrier start = new CyclicBarrier(LANES);
             List<Future<Integer>> work = new ArrayList<>();
             for (int lane = 0; lane < LANES; lane++) {
                 int id = lane;
-                work.add(lanes.submit(() -> storeAndFind(cache, id)));
+                work.add(lanes.submit(() -> storeAndFind(cache, id, names, rounds, start)));
             }
             List<Integer> found = new ArrayList<>();
             for (Future<Integer> lane : work) {
-                found.add(lane.get(30, TimeUnit.SECONDS));
+                found.add(lane.get(60, TimeUnit.SECONDS));
             }
             return found;
         } finally {
@@ -86,10 +114,27 @@ class SharedCacheTest {
     }
 
     @Test
-    void lanesStoringAndFindingAtOnceEachFindEverythingTheyStored() throws Exception {
+    void lanesStoringAndFindingAtOnceInOneSegmentEachFindEverythingTheyStored() throws Exception {
+        // Under 512 KiB the cache keeps one segment: every lane meets every other on its lock.
+        ResponseCache cache = cache(384 << 10);
+        int names = 400;
+
+        List<Integer> found = runLanes(cache, names, 20);
+
+        assertEquals(List.of(names * 20, names * 20, names * 20, names * 20), found);
+        assertEquals(LANES * names, cache.entries(), "every entry once");
+        for (int lane = 0; lane < LANES; lane++) {
+            for (int i = 0; i < names; i++) {
+                assertTrue(find(cache, lane, i), "lane " + lane + " name " + i + " still there");
+            }
+        }
+    }
+
+    @Test
+    void lanesStoringAndFindingAtOnceOverSegmentsEachFindEverythingTheyStored() throws Exception {
         ResponseCache cache = cache(64 << 20);
 
-        List<Integer> found = runLanes(cache);
+        List<Integer> found = runLanes(cache, NAMES_PER_LANE, 1);
 
         assertEquals(List.of(NAMES_PER_LANE, NAMES_PER_LANE, NAMES_PER_LANE, NAMES_PER_LANE), found);
         assertEquals(LANES * NAMES_PER_LANE, cache.entries(), "every entry once, in one of the segments");
@@ -97,10 +142,10 @@ class SharedCacheTest {
 
     @Test
     void lanesFillingASmallCacheAtOnceStayWithinItsBound() throws Exception {
-        long bound = 256 << 10;
+        long bound = 1 << 20; // four segments of 256 KiB; the names weigh about twice that
         ResponseCache cache = cache(bound);
 
-        runLanes(cache);
+        runLanes(cache, NAMES_PER_LANE, 1);
 
         assertTrue(cache.bytes() <= bound, "at most the bound: " + cache.bytes());
         long held = cache.entries();

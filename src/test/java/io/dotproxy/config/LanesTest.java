@@ -2,6 +2,7 @@ package io.dotproxy.config;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.dotproxy.cache.ResponseCache;
@@ -17,10 +18,14 @@ import io.dotproxy.testing.TestCa;
 import io.dotproxy.upstream.DotResolver;
 import io.dotproxy.upstream.UpstreamAddress;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.net.DatagramPacket;
 import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
+import java.net.StandardProtocolFamily;
+import java.net.StandardSocketOptions;
+import java.nio.channels.DatagramChannel;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -178,6 +183,62 @@ class LanesTest {
                         "every lane's guard is the new one");
             }
             assertEquals(CLIENTS, second.queries().size(), "refused queries never reach the upstream");
+        }
+    }
+
+    @Test
+    void aCircuitOpenedOnOneLaneTakesTheUpstreamOutOfEveryLane() throws Exception {
+        FakeUpstream.Behaviour silent = (query, connection) -> new FakeUpstream.Silence();
+        try (FakeUpstream dead = FakeUpstream.start(CERT, silent);
+             FakeUpstream alive = FakeUpstream.start(CERT, FakeUpstream.answering());
+             ProxyHarness proxy = ProxyHarness.builder(CA).upstream(dead).upstream(alive).policy("failover")
+                     .attemptTimeout(Duration.ofMillis(300)).firstBackOff(Duration.ofMinutes(5)).lanes(2).start();
+             DatagramSocket client = new DatagramSocket(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0))) {
+            client.setSoTimeout(2000);
+            for (int i = 0; i < 3; i++) { // one client, so one lane: three timeouts open the circuit
+                byte[] query = DnsClient.query("t" + i + ".example.").toWire();
+                client.send(new DatagramPacket(query, query.length, InetAddress.getLoopbackAddress(), proxy.port()));
+                assertEquals(Rcode.NOERROR, new Message(DnsClient.receive(client)).getRcode(), "the second upstream answers");
+            }
+            assertTrue(Eventually.holds(Duration.ofSeconds(2), Duration.ofMillis(10),
+                    () -> proxy.gauge("dotproxy.upstream.state", "upstream", "127.0.0.1:" + dead.port() + "#"
+                            + ProxyHarness.TLS_NAME, "state", "down") == 1), "the circuit is open");
+
+            for (int i = 0; i < CLIENTS; i++) {
+                assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("after" + i + ".example.")).getRcode());
+            }
+            assertEquals(3, dead.queries().size(), "no lane tried the upstream whose circuit is open");
+            assertEquals(3 + CLIENTS, alive.queries().size());
+        }
+    }
+
+    @Test
+    void moreLanesThanTheHandshakeBurstStillEachConnect() throws Exception {
+        try (FakeUpstream upstream = FakeUpstream.start(CERT, FakeUpstream.answering());
+             ProxyHarness proxy = ProxyHarness.builder(CA).upstream(upstream).poolSize(1).handshakeBudget(4, 1)
+                     .lanes(6).start()) {
+            assertTrue(Eventually.holds(Duration.ofSeconds(5), Duration.ofMillis(20),
+                    () -> upstream.connectionsAccepted() == 6), "every lane connects ahead, the burst notwithstanding");
+            for (int i = 0; i < CLIENTS; i++) {
+                assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("l" + i + ".example.")).getRcode());
+            }
+            assertEquals(0, proxy.count("dotproxy.server.errors", "proto", "udp", "result", "upstream"));
+        }
+    }
+
+    @Test
+    void lanesDoNotJoinAPortThatAnotherSocketSharesWithReusePort() throws Exception {
+        try (FakeUpstream upstream = FakeUpstream.start(CERT, FakeUpstream.answering());
+             DatagramChannel squatter = DatagramChannel.open(StandardProtocolFamily.INET)) {
+            // What unbound does by default: the kernel would split the port's datagrams with it.
+            squatter.setOption(StandardSocketOptions.SO_REUSEPORT, true);
+            squatter.bind(new InetSocketAddress("127.0.0.1", 0));
+            int taken = ((InetSocketAddress) squatter.getLocalAddress()).getPort();
+
+            UncheckedIOException refused = assertThrows(UncheckedIOException.class,
+                    () -> ProxyHarness.builder(CA).upstream(upstream).port(taken).lanes(2).start());
+
+            assertTrue(refused.getMessage().contains("cannot listen on 127.0.0.1 port " + taken), refused.getMessage());
         }
     }
 }

@@ -83,6 +83,7 @@ public final class ProxyHarness implements AutoCloseable {
                 0, Duration.ZERO);
         private Duration drainDelay = Duration.ZERO;
         private int lanes = 1;
+        private int port;
 
         private Builder(TestCa ca) {
             this.ca = ca;
@@ -216,6 +217,12 @@ public final class ProxyHarness implements AutoCloseable {
             return this;
         }
 
+        /** The port to listen on (0, the default: a free one). */
+        public Builder port(int value) {
+            port = value;
+            return this;
+        }
+
         public ProxyHarness start() {
             return new ProxyHarness(this);
         }
@@ -234,7 +241,7 @@ public final class ProxyHarness implements AutoCloseable {
                 dot.add(new DotResolver(UpstreamAddress.parse(spec, 853), b.pins));
             }
             ProxySettings settings = new ProxySettings(
-                    new ProxyServer.Settings("127.0.0.1", 0, b.tcp, b.drainDelay, b.lanes),
+                    new ProxyServer.Settings("127.0.0.1", b.port, b.tcp, b.drainDelay, b.lanes),
                     new Guard.Settings(AddressSet.parse(b.allow), false, b.rateLimit, AddressSet.parse(List.of())),
                     new QueryPipeline.Settings(b.timeout, 1232, b.queriesInFlight, b.stripClientSubnet),
                     b.cache,
