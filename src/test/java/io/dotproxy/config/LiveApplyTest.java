@@ -203,7 +203,9 @@ class LiveApplyTest {
 
             assertEquals(List.of(), applied.needsRestart(), "connection tuning changes live");
             assertEquals(next, proxy.settings());
-            assertEquals(2, first.handshakesCompleted(), "the resolver's new member connected ahead of its first query");
+            // In TLS 1.3 the client is done before the server has read its Finished: the server's count may lag a moment.
+            assertTrue(Eventually.holds(Duration.ofSeconds(2), Duration.ofMillis(5), () -> first.handshakesCompleted() == 2),
+                    "the resolver's new member connected ahead of its first query");
             assertEquals(Rcode.NOERROR, DnsClient.udp(proxy.port(), DnsClient.query("after.example.")).getRcode());
             assertEquals(2, first.queries().size());
             assertEquals(2, first.handshakesCompleted(), "the query took the connection opened ahead");
