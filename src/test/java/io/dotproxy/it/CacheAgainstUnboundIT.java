@@ -87,7 +87,9 @@ class CacheAgainstUnboundIT {
                 new UnboundServer.Options(true, true, records));
         dnsPort = DigAgainstUnboundIT.freePort();
         httpPort = DigAgainstUnboundIT.freePort();
-        proxy = ProxyProcess.start(dir, properties(dnsPort, httpPort, Map.of()), Map.of()); // the cache is on by default
+        // The cache is on by default; two lanes, as on a 2-CPU node, so that queries at once meet on both.
+        proxy = ProxyProcess.start(dir, properties(dnsPort, httpPort, Map.of("dotproxy.event-loops", String.valueOf(LANES))),
+                Map.of());
         proxy.awaitReady(httpPort);
         // Readiness can come a moment before Quarkus has exported every meter: a scrape right
         // after it was seen to lack some (dotproxy_cache_misses_total among them), a later one not.
@@ -121,22 +123,25 @@ class CacheAgainstUnboundIT {
         return properties;
     }
 
+    /** Lanes of the proxy under test: identical queries in flight at once are coalesced within each. */
+    private static final int LANES = 2;
+
     @Test
-    void identicalUdpQueriesAtOnceReachUnboundOnce() throws Exception {
+    void identicalUdpQueriesAtOnceReachUnboundOncePerLane() throws Exception {
         State before = state();
         List<Message> answers = udpAtOnce(dnsPort, "udp-at-once.test.", REPEATS / CLIENTS);
         State after = state();
         assertAnswered(answers, "udp-at-once.test.", REPEATS);
-        assertOneUpstreamQueryFor(REPEATS, before, after);
+        assertAtMostOneUpstreamQueryPerLane(REPEATS, before, after);
     }
 
     @Test
-    void identicalTcpQueriesAtOnceAreCoalescedAndReachUnboundOnce() throws Exception {
+    void identicalTcpQueriesAtOnceAreCoalescedAndReachUnboundOncePerLane() throws Exception {
         State before = state();
         List<Message> answers = tcpAtOnce(dnsPort, "tcp-at-once.test.", REPEATS / CLIENTS);
         State after = state();
         assertAnswered(answers, "tcp-at-once.test.", REPEATS);
-        assertOneUpstreamQueryFor(REPEATS, before, after);
+        assertAtMostOneUpstreamQueryPerLane(REPEATS, before, after);
         // Each client's queries arrive in one segment and are read in one go, before unbound can
         // have answered the first of them: those after it wait for its answer.
         assertTrue(after.coalesced() - before.coalesced() >= 1, "none coalesced: " + before + " -> " + after);
@@ -148,7 +153,7 @@ class CacheAgainstUnboundIT {
         List<Message> answers = udpOneByOne(dnsPort, "udp-one-by-one.test.", REPEATS);
         State after = state();
         assertAnswered(answers, "udp-one-by-one.test.", REPEATS);
-        assertOneUpstreamQueryFor(REPEATS, before, after);
+        assertAtMostOneUpstreamQueryPerLane(REPEATS, before, after);
         assertEquals(REPEATS - 1, after.hits() - before.hits(), before + " -> " + after);
         assertEquals(1, after.misses() - before.misses(), before + " -> " + after);
         assertEquals(0, after.coalesced() - before.coalesced(), before + " -> " + after);
@@ -172,7 +177,7 @@ class CacheAgainstUnboundIT {
         }
         State after = state();
         assertAnswered(answers, "tcp-one-by-one.test.", REPEATS);
-        assertOneUpstreamQueryFor(REPEATS, before, after);
+        assertAtMostOneUpstreamQueryPerLane(REPEATS, before, after);
         assertEquals(REPEATS - 1, after.hits() - before.hits(), before + " -> " + after);
         assertEquals(1, after.misses() - before.misses(), before + " -> " + after);
     }
@@ -200,7 +205,7 @@ class CacheAgainstUnboundIT {
         long longest = TimeUnit.NANOSECONDS.toSeconds(secondReceived - firstSent);
         assertTrue(TTL - aged >= shortest && TTL - aged <= longest,
                 "fell by " + (TTL - aged) + " s, between " + shortest + " and " + longest + " s expected");
-        assertOneUpstreamQueryFor(2, before, after);
+        assertAtMostOneUpstreamQueryPerLane(2, before, after);
         assertEquals(1, after.hits() - before.hits(), before + " -> " + after);
     }
 
@@ -240,11 +245,13 @@ class CacheAgainstUnboundIT {
     }
 
     /**
-     * {@code sent} identical queries for a name no one asked before: unbound saw exactly one, and
-     * the proxy's meters account for every query: each was a hit or a miss, and each miss either
-     * joined the query in flight (coalesced) or was that one query to unbound.
+     * {@code sent} identical queries for a name no one asked before: unbound saw one from each lane
+     * they reached at most (each lane coalesces its own queries in flight, as each unbound thread
+     * does, and the cache they share answers the rest), and the proxy's meters account for every
+     * query: each was a hit or a miss, and each miss either joined a query in flight (coalesced) or
+     * was one of those queries to unbound.
      */
-    private static void assertOneUpstreamQueryFor(int sent, State before, State after) {
+    private static void assertAtMostOneUpstreamQueryPerLane(int sent, State before, State after) {
         long upstream = after.unbound() - before.unbound();
         long hits = after.hits() - before.hits();
         long misses = after.misses() - before.misses();
@@ -252,7 +259,7 @@ class CacheAgainstUnboundIT {
         String numbers = sent + " sent, unbound counted " + upstream + "; hits " + hits + ", misses " + misses
                 + ", coalesced " + coalesced;
         System.out.println(numbers);
-        assertEquals(1, upstream, numbers);
+        assertTrue(upstream >= 1 && upstream <= LANES, numbers);
         assertEquals(sent, hits + misses, numbers);
         assertEquals(upstream, misses - coalesced, numbers);
     }

@@ -51,6 +51,8 @@ class ReloadSoakIT {
     /** The image's heap flags: a small fixed heap, so that RSS shows native growth, not heap sizing. */
     private static final List<String> JVM = List.of("-XX:+UseSerialGC", "-Xms16m", "-Xmx32m",
             "-XX:MaxDirectMemorySize=32m", "-XX:ReservedCodeCacheSize=32m", "-XX:MaxMetaspaceSize=64m");
+    /** Lanes: each reload replaces every lane's member; a lane the load does not reach may let its connection go idle. */
+    private static final int LANES = 2;
     /** The query deadline set below, plus the second a retired member waits beyond it, plus margin. */
     private static final Duration RETIREMENT = Duration.ofSeconds(2 + 1 + 2);
 
@@ -77,7 +79,8 @@ class ReloadSoakIT {
                     "dotproxy.listen.host", "127.0.0.1",
                     "dotproxy.listen.port", String.valueOf(dns),
                     "quarkus.http.port", String.valueOf(http),
-                    "quarkus.http.host", "127.0.0.1"), Map.of("DOTPROXY_CONFIG_FILE", file.toString()))) {
+                    "quarkus.http.host", "127.0.0.1",
+                    "dotproxy.event-loops", String.valueOf(LANES)), Map.of("DOTPROXY_CONFIG_FILE", file.toString()))) {
                 proxy.awaitReady(http);
                 Set<Integer> upstreamPorts = Set.of(a.port(), b.port());
                 // Two reloads before the baseline: what the first reload creates once (classes, JIT code) is not a leak.
@@ -111,17 +114,19 @@ class ReloadSoakIT {
                         "each query answered reached one resolver once: " + get(http, "/q/metrics").lines()
                                 .filter(l -> l.startsWith("dotproxy_upstream") || l.startsWith("dotproxy_server_responses")).toList());
                 assertTrue(before.upstreamConnections() > 0, "the baseline sees the connection in use: " + before);
-                assertEquals(before.upstreamConnections(), after.upstreamConnections(),
+                // No more than at the baseline (a leak would add a retired member's); fewer when a lane
+                // no query reached let its connection idle out.
+                assertTrue(after.upstreamConnections() >= 1 && after.upstreamConnections() <= before.upstreamConnections(),
                         "connections to the resolvers back to the baseline: " + before + " / " + after);
                 // Sockets, pipes, epoll and event descriptors exactly as before; files may differ, as the
                 // class loader opens a library's jar when it first needs a class from it.
                 // (One fewer is not a leak: at the baseline a connection can still be closing.)
                 assertTrue(after.nonFiles() <= before.nonFiles(),
                         "file descriptors back to the baseline, those that differ: " + before.differences(after));
-                assertEquals(1L, live.get("DotUpstream"), "one resolver in force, every retired one collected: " + live);
-                assertEquals(1L, live.get("Member"), live.toString());
+                assertEquals((long) LANES, live.get("DotUpstream"), "one resolver in force per lane, every retired one collected: " + live);
+                assertEquals((long) LANES, live.get("Member"), live.toString());
                 long connections = live.getOrDefault("DotConnection", 0L);
-                assertTrue(connections >= 1 && connections <= 2, "the one in use, maybe one opening: " + live);
+                assertTrue(connections >= 1 && connections <= 2 * LANES, "one in use per lane, maybe one opening: " + live);
                 // RSS flat: the last 30 reloads add no more than noise (a leak of one member's ID table per
                 // reload alone would add 256 KiB each, 7.5 MiB over them).
                 long growth = rss.get(rss.size() - 1) - rss.get(1);
