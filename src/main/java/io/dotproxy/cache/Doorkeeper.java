@@ -3,9 +3,9 @@ package io.dotproxy.cache;
 import java.util.Arrays;
 
 /**
- * Remembers which question keys were offered lately, roughly: a Bloom filter of 2^18 bits (a segment's share of them) and
- * three probes, cleared after a window of keys ({@value #WINDOW} by default) so that "lately" keeps moving (TinyLFU's
- * doorkeeper and reset). A full cache admits a newcomer only when the doorkeeper has seen it
+ * Remembers which question keys were offered lately, roughly: a Bloom filter (a cache segment's
+ * share of 2^18 bits) and three probes, cleared after a window of keys (its share of {@value
+ * #WINDOW}) so that "lately" keeps moving (TinyLFU's doorkeeper and reset). A full cache admits a newcomer only when the doorkeeper has seen it
  * before: a burst of names asked once neither pushes out names asked again nor fills the heap with
  * entries that die old (each such entry would be promoted, then collected by a full GC).
  *
@@ -23,11 +23,6 @@ final class Doorkeeper {
     private final long[] bits;
     private final int window;
     private int added;
-
-    /** A doorkeeper that remembers the last {@value #WINDOW} keys. */
-    Doorkeeper() {
-        this(WINDOW, BITS_LOG2);
-    }
 
     /** A doorkeeper that remembers the last {@code window} keys, roughly, in 2^{@code bitsLog2} bits (at least 2^12). */
     Doorkeeper(int window, int bitsLog2) {

@@ -126,6 +126,7 @@ public final class ResponseCache {
 
     /** The segment of {@code key}: its top bits (the table's slot comes from the low ones). */
     private Segment segment(long key) {
+        // One segment has no index bits, and Java shifts a long by 64 as by 0: hence the test.
         return segments.length == 1 ? segments[0] : segments[(int) (key >>> segmentShift)];
     }
 

@@ -17,6 +17,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.channel.EventLoop;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.Promise;
+import io.netty.util.concurrent.PromiseNotifier;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -100,18 +101,9 @@ public final class ProxyRuntime {
     }
 
     /**
-     * Builds the proxy as one lane on {@code loop}, registering its meters in {@code registry};
-     * nothing is bound or connected until {@link #start()}.
-     *
-     * @throws ConfigError when the CA file named in the settings holds no usable certificate
-     */
-    public static ProxyRuntime assemble(ProxySettings settings, EventLoop loop, MeterRegistry registry) {
-        return new ProxyRuntime(settings, List.of(loop), registry);
-    }
-
-    /**
      * Builds the proxy as one lane on each of {@code loops} (distinct loops: the settings'
-     * {@code eventLoops} of them), registering its meters in {@code registry}.
+     * {@code eventLoops} of them), registering its meters in {@code registry}; nothing is bound or
+     * connected until {@link #start()}.
      *
      * @throws ConfigError when the CA file named in the settings holds no usable certificate
      */
@@ -288,13 +280,7 @@ public final class ProxyRuntime {
         Promise<Void> done = loop.newPromise();
         loop.execute(() -> {
             try {
-                step.call().addListener(f -> {
-                    if (f.isSuccess()) {
-                        done.setSuccess(null);
-                    } else {
-                        done.setFailure(f.cause());
-                    }
-                });
+                step.call().addListener(new PromiseNotifier<>(done));
             } catch (Exception e) {
                 done.setFailure(e);
             }
@@ -370,10 +356,5 @@ public final class ProxyRuntime {
     /** Whether clear-text fallback is configured and some lane sends queries to it now (every DoT upstream down). */
     public boolean usingFallback() {
         return lanes.stream().anyMatch(lane -> lane.group().usingFallback());
-    }
-
-    /** How many lanes serve queries. */
-    public int lanes() {
-        return lanes.size();
     }
 }

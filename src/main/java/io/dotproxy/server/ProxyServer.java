@@ -39,12 +39,7 @@ public final class ProxyServer {
      * @param eventLoops how many lanes serve queries, each on an event loop of its own: its own
      *     listeners, pipeline and upstream connections
      */
-    public record Settings(String host, int port, TcpListener.Settings tcp, Duration drainDelay, int eventLoops) {
-        /** The settings of one lane. */
-        public Settings(String host, int port, TcpListener.Settings tcp, Duration drainDelay) {
-            this(host, port, tcp, drainDelay, 1);
-        }
-    }
+    public record Settings(String host, int port, TcpListener.Settings tcp, Duration drainDelay, int eventLoops) {}
 
     /** Where one lane's queries go: its event loop and its pipeline. */
     public record Lane(EventLoop loop, QueryPipeline pipeline) {}
@@ -71,16 +66,10 @@ public final class ProxyServer {
     }
 
     private final Settings settings;
-    private final QueryPipeline pipeline;
     private final ServerMetrics metrics;
     private final List<Listeners> lanes = new ArrayList<>();
     /** A stop has begun: not ready, and a listener closing is no failure. */
     private volatile boolean stopping;
-
-    /** The listeners of one lane. */
-    public ProxyServer(Settings settings, QueryPipeline pipeline, ServerMetrics metrics, EventLoop loop) {
-        this(settings, List.of(new Lane(loop, pipeline)), metrics);
-    }
 
     /** The listeners of every lane; the lanes' pipelines share {@code metrics} (the count in flight too). */
     public ProxyServer(Settings settings, List<Lane> lanes, ServerMetrics metrics) {
@@ -88,7 +77,6 @@ public final class ProxyServer {
             throw new IllegalArgumentException("at least one lane");
         }
         this.settings = settings;
-        this.pipeline = lanes.get(0).pipeline();
         this.metrics = metrics;
         ConnectionsPerClient perClient = new ConnectionsPerClient();
         for (Lane lane : lanes) {
@@ -137,28 +125,18 @@ public final class ProxyServer {
                 // (unbound sets it by default), and a port 0 bind may even pick such a port: a probe
                 // without it finds a port that is really free, or fails as a single lane would.
                 int port = shared ? freePort(address, settings.port()) : settings.port();
-                Listeners first = lanes.get(0);
-                Channel firstUdp = bind(first.udp.bind(first.loop, new InetSocketAddress(address, port), shared));
-                bound.add(firstUdp);
-                InetSocketAddress local = new InetSocketAddress(address, ((InetSocketAddress) firstUdp.localAddress()).getPort());
-                List<Channel> udpChannels = new ArrayList<>(List.of(firstUdp));
-                List<Channel> tcpChannels = new ArrayList<>();
-                for (Listeners lane : lanes.subList(1, lanes.size())) {
-                    Channel udp = bind(lane.udp.bind(lane.loop, local, true));
-                    bound.add(udp);
-                    udpChannels.add(udp);
-                }
                 for (Listeners lane : lanes) {
-                    Channel tcp = bind(lane.tcp.bind(lane.loop, local, shared));
-                    bound.add(tcp);
-                    tcpChannels.add(tcp);
+                    Channel udp = bind(lane.udp.bind(lane.loop, new InetSocketAddress(address, port), shared));
+                    bound.add(udp);
+                    port = ((InetSocketAddress) udp.localAddress()).getPort(); // port 0 on one lane: the one it got
+                    bound.add(bind(lane.tcp.bind(lane.loop, new InetSocketAddress(address, port), shared)));
                 }
                 for (int l = 0; l < lanes.size(); l++) {
-                    lanes.get(l).udpChannel = udpChannels.get(l);
-                    lanes.get(l).tcpChannel = tcpChannels.get(l);
+                    lanes.get(l).udpChannel = bound.get(2 * l);
+                    lanes.get(l).tcpChannel = bound.get(2 * l + 1);
                 }
                 LOG.infof("Listening for DNS on %s port %d (UDP and TCP, %s, %d event loop%s)", address.getHostAddress(),
-                        local.getPort(), ChannelTypes.isEpoll(first.loop) ? "epoll" : "NIO", lanes.size(),
+                        port, ChannelTypes.isEpoll(lanes.get(0).loop) ? "epoll" : "NIO", lanes.size(),
                         lanes.size() == 1 ? "" : "s");
                 return;
             } catch (IOException e) {
@@ -284,17 +262,17 @@ public final class ProxyServer {
         LOG.infof("Draining: not ready, still serving for %d ms", delay.toMillis());
         pause(delay.toMillis());
         onEveryLoop(ProxyServer::stopAccepting);
-        int accepted = pipeline.inFlight(); // every lane's: the lanes share the count
+        int accepted = metrics.inFlight(); // every lane's: the lanes share the count
         LOG.infof("Stopped accepting queries; %d in flight", accepted);
         long giveUpAt = System.nanoTime() + bound.toNanos();
         // Nothing is read any more, so the count only falls as answers come back; the client
         // connections end a moment after their last answer (TcpListener: FIN, then the client's).
-        while ((pipeline.inFlight() > 0 || metrics.openConnections() > 0) && System.nanoTime() - giveUpAt < 0) {
+        while ((metrics.inFlight() > 0 || metrics.openConnections() > 0) && System.nanoTime() - giveUpAt < 0) {
             if (!pause(IN_FLIGHT_POLL_MILLIS)) {
                 break;
             }
         }
-        int unanswered = pipeline.inFlight();
+        int unanswered = metrics.inFlight();
         onEveryLoop(ProxyServer::closeListeners);
         if (unanswered == 0) {
             LOG.info("Drained: every accepted query was answered; listeners closed");

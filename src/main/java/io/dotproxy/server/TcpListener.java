@@ -70,10 +70,6 @@ public final class TcpListener {
     /** Every open client connection, for a graceful stop; touched on the listener's event loop only. */
     private final Set<ClientConnection> open = new HashSet<>();
 
-    public TcpListener(QueryPipeline pipeline, ServerMetrics metrics, Settings settings) {
-        this(pipeline, metrics, settings, new ConnectionsPerClient());
-    }
-
     /** A listener of one lane, counting connections per client with the other lanes' listeners. */
     TcpListener(QueryPipeline pipeline, ServerMetrics metrics, Settings settings, ConnectionsPerClient perClient) {
         this.pipeline = pipeline;
@@ -90,13 +86,8 @@ public final class TcpListener {
         settings = next;
     }
 
-    /** Binds the server socket; the returned future's channel is the listener. */
-    public ChannelFuture bind(EventLoopGroup group, InetSocketAddress address) {
-        return bind(group, address, false);
-    }
-
     /**
-     * Binds the server socket, with SO_REUSEPORT when {@code shared}: each lane binds its own
+     * Binds the server socket (the returned future's channel is the listener), with SO_REUSEPORT when {@code shared}: each lane binds its own
      * acceptor to the one port, and the kernel spreads new connections over them.
      */
     public ChannelFuture bind(EventLoopGroup group, InetSocketAddress address, boolean shared) {

@@ -51,13 +51,8 @@ public final class UdpListener {
         this.pipeline = pipeline;
     }
 
-    /** Binds the socket; the returned future's channel is the listener. */
-    public ChannelFuture bind(EventLoopGroup group, InetSocketAddress address) {
-        return bind(group, address, false);
-    }
-
     /**
-     * Binds the socket, with SO_REUSEPORT when {@code shared}: each lane binds a socket of its own
+     * Binds the socket (the returned future's channel is the listener), with SO_REUSEPORT when {@code shared}: each lane binds a socket of its own
      * to the one port, and the kernel spreads the datagrams over them by their source.
      */
     public ChannelFuture bind(EventLoopGroup group, InetSocketAddress address, boolean shared) {

@@ -31,7 +31,6 @@ public final class Member {
     private final LatencyTracker latency = new LatencyTracker();
     private final Duration probeTimeout;
     private final Runnable removeMeters;
-    private boolean metersRemoved;
 
     public Member(Upstream upstream, UpstreamHealth health, Duration probeTimeout) {
         this(upstream, health, probeTimeout, () -> { }, true);
@@ -66,13 +65,11 @@ public final class Member {
     /**
      * Removes the member's meters now, while it may still finish queries (they go uncounted): a
      * member that replaces it under the same name registers meters of the same names, which must
-     * be its own. Done once; {@link #retire} does it too.
+     * be its own. Done once however often asked ({@link Standing#removeMeters}); {@link #retire}
+     * does it too.
      */
     public void removeMeters() {
-        if (!metersRemoved) {
-            metersRemoved = true;
-            removeMeters.run();
-        }
+        removeMeters.run();
     }
 
     /** A DoT resolver as a member, with its own meters and circuit breaker, run on {@code loop}. */

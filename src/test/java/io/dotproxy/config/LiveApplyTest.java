@@ -367,7 +367,8 @@ class LiveApplyTest {
 
             ProxyRuntime.Applied applied = proxy.apply(new ProxySettings(new ProxyServer.Settings(
                     settings.listen().host(), settings.listen().port(), new TcpListener.Settings(two.idleTimeout(),
-                    two.maxConnections(), 1, two.frameTimeout(), two.maxQueries(), two.maxAge()), settings.listen().drainDelay()),
+                    two.maxConnections(), 1, two.frameTimeout(), two.maxQueries(), two.maxAge()), settings.listen().drainDelay(),
+                    settings.listen().eventLoops()),
                     settings.guard(), settings.pipeline(), settings.cache(), settings.forwarding()));
 
             assertEquals(List.of(), applied.needsRestart(), "client TCP limits change live");
