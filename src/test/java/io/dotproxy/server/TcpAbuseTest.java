@@ -221,17 +221,25 @@ class TcpAbuseTest {
     @Test
     void twoThousandIdleConnectionsAreCappedAndReclaimedWhileOthersAreAnswered() throws Exception {
         int cap = 1000;
+        // Longer than connecting the 2,000 takes on a loaded machine (under 2 s seen): were the
+        // first connections reclaimed while the last still arrived, those would take their places
+        // instead of being rejected.
+        Duration idleTimeout = Duration.ofSeconds(4);
         try (ProxyHarness crowded = ProxyHarness.builder(CA).upstream(upstream)
-                .tcp(new TcpListener.Settings(Duration.ofSeconds(1), cap, PER_CLIENT, FRAME_TIMEOUT, 0, Duration.ZERO))
+                .tcp(new TcpListener.Settings(idleTimeout, cap, PER_CLIENT, FRAME_TIMEOUT, 0, Duration.ZERO))
                 .start()) {
             List<Socket> idle = new ArrayList<>();
             try {
+                long started = System.nanoTime();
                 for (int i = 0; i < 2000; i++) { // 2,000 clients, each from an address of its own
                     Socket socket = new Socket();
                     socket.bind(new InetSocketAddress("127.0." + (10 + i / 250) + "." + (1 + i % 250), 0));
                     socket.connect(new InetSocketAddress("127.0.0.1", crowded.port()), 2000);
                     idle.add(socket);
                 }
+                Duration connecting = Duration.ofNanos(System.nanoTime() - started);
+                assertTrue(connecting.compareTo(idleTimeout) < 0,
+                        "connecting took " + connecting.toMillis() + " ms, longer than the idle timeout the test relies on");
                 assertTrue(Eventually.holds(Duration.ofSeconds(5), Duration.ofMillis(20),
                         () -> crowded.count("dotproxy.server.connections.rejected", "result", "total") >= 2000 - cap),
                         "the connections beyond the cap are closed at once");
@@ -239,7 +247,7 @@ class TcpAbuseTest {
                 assertEquals(Rcode.NOERROR, DnsClient.udp(crowded.port(), DnsClient.query("meanwhile.example.")).getRcode(),
                         "UDP clients are answered all along");
                 // Idle for the idle timeout: the proxy closes them, and a TCP client gets in again.
-                assertTrue(Eventually.holds(Duration.ofSeconds(5), Duration.ofMillis(50),
+                assertTrue(Eventually.holds(idleTimeout.plusSeconds(5), Duration.ofMillis(50),
                         () -> crowded.gauge("dotproxy.server.connections", "proto", "tcp") == 0), "reclaimed");
                 assertEquals(Rcode.NOERROR, DnsClient.tcp(crowded.port(), DnsClient.query("after.example.")).getRcode());
             } finally {
