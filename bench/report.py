@@ -22,6 +22,8 @@ SCENARIOS = {
     "hot-udp": ("As deployed (caches on): cache hits, UDP, maximum throughput (1,000 names)", "deployed"),
     "zipf-udp": ("As deployed (caches on): Zipf mix, UDP, maximum throughput (names drawn with s = 1 from "
                  "100,000 new to the run)", "deployed"),
+    "rate-zipf": ("As deployed (caches on): fixed 2,000 q/s over UDP, latency (Zipf mix: names drawn with "
+                  "s = 1 from 100,000 new to the cell)", "deployed"),
 }
 
 
@@ -41,6 +43,7 @@ def parse(path):
     if latencies:
         run["p50_ms"] = latencies[len(latencies) // 2] * 1000
         run["p99_ms"] = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+        run["p999_ms"] = latencies[min(len(latencies) - 1, int(len(latencies) * 0.999))] * 1000
     m = re.search(r"^proxy_cpu_seconds (\d+) (\d+)$", text, re.M)
     if m and float(m.group(1)) > 0:
         run["per_cpu_s"] = run["completed"] / (float(m.group(1)) / float(m.group(2)))
@@ -138,8 +141,8 @@ for scenario, (title, family) in SCENARIOS.items():
         continue
     out.append(f"\n## {title}\n")
     out.append("| proxy | answers per CPU-s | q/s | NOERROR q/s | upstream queries per answer | p50 ms | p99 ms "
-               "| lost | not NOERROR % | RSS MiB | codes |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+               "| p99.9 ms | lost | not NOERROR % | RSS MiB | codes |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for proxy in present:
         cells = runs.get((proxy, scenario), [])
         codes = cells[len(cells) // 2]["codes"] if cells else "—"
@@ -147,6 +150,7 @@ for scenario, (title, family) in SCENARIOS.items():
                    f"| {fmt(median(proxy, scenario, 'ok_qps'), 0)} "
                    f"| {fmt(median(proxy, scenario, 'upstream_share'), 2)} "
                    f"| {fmt(median(proxy, scenario, 'p50_ms'), 3)} | {fmt(median(proxy, scenario, 'p99_ms'), 3)} "
+                   f"| {fmt(median(proxy, scenario, 'p999_ms'), 2)} "
                    f"| {fmt(median(proxy, scenario, 'lost'), 0)} | {fmt(median(proxy, scenario, 'error_pct'), 2)} "
                    f"| {fmt(median(proxy, scenario, 'rss_mib'), 0)} | {codes} |")
     lines = []
@@ -161,7 +165,7 @@ for scenario, (title, family) in SCENARIOS.items():
     ours = median(us, scenario, "ok_qps")
     if scenario.startswith("miss") and ceiling and ours:
         lines.append(f"NOERROR q/s / the upstream's ceiling: **{ours / ceiling:.2f}×**")
-    if scenario == "rate-udp":
+    if scenario.startswith("rate"):
         p99s = [(median(p, scenario, "p99_ms"), p) for p in peers_of_family if median(p, scenario, "p99_ms")]
         our_p99 = median(us, scenario, "p99_ms")
         if p99s and our_p99:
