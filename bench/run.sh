@@ -266,7 +266,15 @@ start_proxy() { # name -> pid
   esac
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; } # 0 once the process is gone
+cpu_ticks() { # pid -> its CPU ticks, and those of the helper it runs with (kresd's cache
+  # collector), so that a proxy's CPU per answer includes what its deployment runs beside it
+  local sum=0 p
+  for p in "$1" ${helper_of[$1]:-}; do
+    sum=$(( sum + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0) )) # 0 once the process is gone
+  done
+  echo "$sum"
+}
+declare -A helper_of=() # proxy pid -> the pid of a process its deployment runs beside it
 
 # Queries the upstream has answered so far: a cache miss shows up here, a cache hit does not.
 upstream_queries() { # prints NA when the count cannot be had (the report then shows a dash)
@@ -387,6 +395,14 @@ for name in $( [ -n "$main_scenarios" ] && echo "$proxies"); do
   fi
   echo "ready $name $(( ($(date +%s%N) - started) / 1000000 ))" >> "$raw/meta.txt"
   pid_of[$name]=$pid
+  if [ "$name" = kresd-cached ]; then
+    # kresd's cache is an LMDB file that kresd never prunes itself: its packages run kres-cache-gc
+    # beside it (a service of its own, every second), which frees space as the file fills. Without
+    # it the 100 MB filled within a run and kresd cached nothing more (1.00 upstream queries per
+    # answer in rate-zipf, -0722).
+    helper_of[$pid]=$(start kres-cache-gc "${proxy_cpu[@]}" kres-cache-gc -c "$work/kresd-cached" -d 1000)
+    pids+=("${helper_of[$pid]}")
+  fi
   running+=("$name")
   log "$name: warm-up (${warmup}s and ${warmup}s with large answers, not recorded)"
   "${load_cpu[@]}" dnsperf -s 127.0.0.1 -p "${port[$name]}" -l "$warmup" -d "$(fresh miss $(( warmup * 100000 )))" \
@@ -430,8 +446,8 @@ for name in "${running[@]}"; do
       fi
     fi
   fi
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  kill "$pid" ${helper_of[$pid]:-} 2>/dev/null || true
+  wait "$pid" ${helper_of[$pid]:-} 2>/dev/null || true
 done
 
 # --- the footprint cell --------------------------------------------------------------------------
