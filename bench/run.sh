@@ -11,7 +11,7 @@
 #     dnsdist with maxInFlight=100 (pipelined DoT) and no packet cache, kresd with
 #     policy.FLAGS('NO_CACHE'), unbound with cache-max-ttl: 0, stubby (no cache);
 #   as deployed (every cache on, "-cached"): dot-proxy with its default cache, dnsdist with a
-#     1,000,000-entry packet cache, kresd's 100 MB cache, unbound's caches.
+#     1,000,000-entry packet cache, kresd's 100 MB cache (with kres-cache-gc), unbound's caches.
 # Scenarios, each repeated BENCH_REPEATS times (the report gives medians):
 # Each proxy first gets an unrecorded warm-up (twice BENCH_WARMUP seconds, default 10: JIT, TLS),
 # with unique names (a warm cache would not help the cache-miss cells). All proxies then stay up
