@@ -48,20 +48,18 @@ public final class PlainUpstream implements Upstream {
     /** Queries with a socket open, over every lane's member of this server ({@link Standing}). */
     private final AtomicInteger inFlight;
 
-    /** @param maxInFlight queries (each with its own socket) at once at most */
-    public PlainUpstream(InetSocketAddress server, EventLoop loop, UpstreamMetrics metrics, int maxInFlight) {
-        this(server, loop, metrics, maxInFlight, new AtomicInteger());
-    }
-
-    /** @param inFlight the count of queries in flight that every lane's member of this server shares */
+    /**
+     * @param maxInFlight queries (each with its own socket) at once at most
+     * @param inFlight the count of queries in flight that every lane's member of this server shares
+     */
     PlainUpstream(InetSocketAddress server, EventLoop loop, UpstreamMetrics metrics, int maxInFlight,
                   AtomicInteger inFlight) {
-        this.inFlight = inFlight;
         this.server = server;
         this.name = nameOf(server);
         this.loop = loop;
         this.metrics = metrics;
         this.maxInFlight = maxInFlight;
+        this.inFlight = inFlight;
     }
 
     /** The name of the plain server at {@code server}, as in logs and metric tags: {@code ip:port#plain}. */
