@@ -63,7 +63,7 @@ public final class CacheMetrics {
         Gauge.builder("dotproxy.cache.entries", this, metrics -> metrics.read(ResponseCache::entries))
                 .description("Answers in the cache, stale ones included").register(registry);
         Gauge.builder("dotproxy.cache.bytes", this, metrics -> metrics.read(ResponseCache::bytes))
-                .description("Octets the cache's entries hold, as its size bound counts them").register(registry);
+                .description("Octets the cache holds (answers and their index), as its size bound counts them").register(registry);
     }
 
     void watch(ResponseCache watched) {

@@ -54,9 +54,9 @@ public final class CachingUpstream implements Upstream, LocalAnswers {
     private long refreshTimeoutNanos;
     private long staleAnswerTimeoutNanos;
     private boolean serveStale;
-    private int prefetchAfter;
     private final CacheMetrics metrics;
     private final Map<Long, Pending> inFlight = new HashMap<>();
+    private final ResponseCache.Prefetcher prefetcher = this::prefetch;
 
     /**
      * @param next where misses go: the upstream group
@@ -80,7 +80,6 @@ public final class CachingUpstream implements Upstream, LocalAnswers {
         refreshTimeoutNanos = refreshTimeout.toNanos();
         staleAnswerTimeoutNanos = settings.staleAnswerTimeout().toNanos();
         serveStale = !settings.maxStale().isZero();
-        prefetchAfter = settings.prefetchAfter();
     }
 
     /** The cache this answers from. */
@@ -93,18 +92,13 @@ public final class CachingUpstream implements Upstream, LocalAnswers {
         if (ClientSubnet.present(query, parsed)) {
             return null;
         }
-        long now = cache.now();
-        long key = Question.key(query, parsed);
-        CachedAnswer entry = cache.find(key, query, parsed, now);
-        if (entry == null || !entry.isFresh(now)) {
+        ByteBuf answer = cache.fresh(Question.key(query, parsed), query, parsed, cache.now(), alloc, prefetcher);
+        if (answer == null) {
             metrics.miss();
-            return null;
+        } else {
+            metrics.hit();
         }
-        metrics.hit();
-        if (entry.hitWantsRefresh(now, prefetchAfter)) {
-            prefetch(key, query, parsed, alloc);
-        }
-        return entry.fresh(alloc, query, parsed, now);
+        return answer;
     }
 
     @Override
@@ -125,7 +119,7 @@ public final class CachingUpstream implements Upstream, LocalAnswers {
         if (pending == null) {
             inFlight.put(key, leader); // on a hash collision the first keeps the seat; this one goes alone
         }
-        if (serveStale && cache.find(key, query, parsed, cache.now()) != null) {
+        if (serveStale && cache.holds(key, query, parsed, cache.now())) {
             leader.staleTimer = loop.schedule(leader::staleAnswerTimeout, staleAnswerTimeoutNanos, TimeUnit.NANOSECONDS);
         }
         next.query(query, parsed, deadlineNanos, leader);
@@ -256,26 +250,34 @@ public final class CachingUpstream implements Upstream, LocalAnswers {
             }
         }
 
-        /** Serves the stale entry to {@code waiting}, if the cache still has one; false when it has not. */
+        /** Serves the stale answer to {@code waiting}, if the cache still has one; false when it has not. */
         private boolean serveStale(List<Waiter> waiting) {
             if (!serveStale || waiting.isEmpty()) {
                 return false;
             }
-            CachedAnswer entry = cache.find(key, query, parsed, cache.now());
-            if (entry == null || entry.isServfail()) {
+            Waiter first = waiting.get(0);
+            ByteBuf stale = cache.stale(key, first.query(), first.parsed(), cache.now(), first.query().alloc());
+            if (stale == null) {
                 return false; // a SERVFAIL just stored, say: the waiters get the upstream's own
             }
-            for (Waiter waiter : waiting) {
-                ByteBuf stale = staleAnswer(entry, waiter);
-                metrics.staleAnswer();
-                waiter.callback().onAnswer(stale);
+            try {
+                for (int i = 0; i < waiting.size(); i++) {
+                    Waiter waiter = waiting.get(i);
+                    ByteBuf own = stale.copy();
+                    if (i > 0) {
+                        addressTo(own, waiter);
+                    }
+                    metrics.staleAnswer();
+                    waiter.callback().onAnswer(withStaleError(own, waiter.query().alloc()));
+                }
+            } finally {
+                stale.release();
             }
             return true;
         }
 
-        private ByteBuf staleAnswer(CachedAnswer entry, Waiter waiter) {
-            ByteBufAllocator alloc = waiter.query().alloc();
-            ByteBuf stale = entry.stale(alloc, waiter.query(), waiter.parsed());
+        /** Marks a stale answer as one (RFC 8914: Extended DNS Error 3, or 19 for NXDOMAIN); takes {@code stale} over. */
+        private ByteBuf withStaleError(ByteBuf stale, ByteBufAllocator alloc) {
             try {
                 Message view = Message.parse(stale);
                 ExtendedError ede = view.rcode() == Rcode.NXDOMAIN ? ExtendedError.STALE_NXDOMAIN_ANSWER
@@ -332,6 +334,6 @@ public final class CachingUpstream implements Upstream, LocalAnswers {
         } catch (WireFormatException e) {
             // the spelling stays as it came; the pipeline's way back judges the answer
         }
-        CachedAnswer.addressTo(answer, nameLength, waiter.query(), waiter.parsed());
+        AnswerRecord.addressTo(answer, nameLength, waiter.query(), waiter.parsed());
     }
 }

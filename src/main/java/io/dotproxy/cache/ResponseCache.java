@@ -8,8 +8,9 @@ import io.dotproxy.dns.Rcode;
 import io.dotproxy.dns.Ttls;
 import io.dotproxy.dns.WireFormatException;
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.Unpooled;
+import io.netty.buffer.ByteBufAllocator;
 import java.time.Duration;
+import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
 
 /**
@@ -28,13 +29,14 @@ import java.util.function.LongSupplier;
  * </ul>
  * Once the cache is full, a question is kept only when it was asked lately before (the {@link
  * Doorkeeper}): names asked once pass through without pushing out the others.
- * An entry stays servable for max-stale past its lifetime (RFC 8767), then goes: when it is
- * next looked up, or when the {@link AnswerTable}'s CLOCK hand passes it.
+ * An answer stays servable for max-stale past its lifetime (RFC 8767), then goes: when it is
+ * next looked up, or when the {@link AnswerLog}'s CLOCK hand passes it.
  *
- * <p>One cache serves every lane (event loop). It is split into segments by key, each a table and
- * a doorkeeper of its own under its own lock, held only for a lookup or an insertion (parsing and
- * copying happen outside): with one lane there is one segment and its lock is never contended;
- * with more, lanes rarely meet on one. Each segment holds its share of the size bound.
+ * <p>One cache serves every lane (event loop). It is split into segments by key, each a log and
+ * a doorkeeper of its own under its own lock, held for a lookup with the copy of its answer, or
+ * for an insertion (parsing happens outside): with one lane there is one segment and its lock is
+ * never contended; with more, lanes rarely meet on one. Each segment holds its share of the size
+ * bound (and at most {@link AnswerLog#MAX_BYTES}: larger bounds get more segments).
  */
 public final class ResponseCache {
     /** How long a SERVFAIL is kept: long enough to spare a failing upstream a storm, short enough to recover. */
@@ -56,22 +58,28 @@ public final class ResponseCache {
     public record Settings(boolean enabled, long maxBytes, Duration minTtl, Duration maxTtl, Duration maxNegativeTtl,
                            Duration maxStale, Duration staleAnswerTimeout, int prefetchAfter) {}
 
-    /** A share of the cache: its entries and doorkeeper, guarded by the segment's own lock. */
+    /** Refreshes an answer ahead of its expiry: told by a hit that should (see {@link #fresh}). */
+    @FunctionalInterface
+    interface Prefetcher {
+        void prefetch(long key, ByteBuf query, Message parsed, ByteBufAllocator alloc);
+    }
+
+    /** A share of the cache: its answers and doorkeeper, guarded by the segment's own lock. */
     private static final class Segment {
-        final AnswerTable entries;
+        final AnswerLog answers;
         final Doorkeeper doorkeeper;
 
         Segment(long budget, int doorkeeperWindow, int doorkeeperBitsLog2, Runnable evicted) {
-            entries = new AnswerTable(budget, evicted);
+            answers = new AnswerLog(budget, evicted);
             doorkeeper = new Doorkeeper(doorkeeperWindow, doorkeeperBitsLog2);
         }
     }
 
     /** The lifetimes settings, in the units the cache works in; replaced whole by a reload. */
-    private record Lifetimes(long minTtl, long maxTtl, long maxNegativeTtl, long maxStaleNanos) {
+    private record Lifetimes(long minTtl, long maxTtl, long maxNegativeTtl, long maxStaleNanos, int prefetchAfter) {
         static Lifetimes of(Settings settings) {
             return new Lifetimes(settings.minTtl().toSeconds(), settings.maxTtl().toSeconds(),
-                    settings.maxNegativeTtl().toSeconds(), settings.maxStale().toNanos());
+                    settings.maxNegativeTtl().toSeconds(), settings.maxStale().toNanos(), settings.prefetchAfter());
         }
     }
 
@@ -113,15 +121,15 @@ public final class ResponseCache {
 
     /**
      * Segments for {@code lanes} lanes: four a lane (a power of two, so that lanes rarely meet on a
-     * lock), no more than the size bound gives {@link #MIN_SEGMENT_BYTES} each, one for one lane.
+     * lock), no more than the size bound gives {@link #MIN_SEGMENT_BYTES} each, one for one lane;
+     * and always enough that none holds more than {@link AnswerLog#MAX_BYTES}.
      */
     static int segmentsFor(int lanes, long maxBytes) {
-        if (lanes <= 1) {
-            return 1;
-        }
-        int wanted = Integer.highestOneBit(lanes * 4 - 1) << 1;
+        int wanted = lanes <= 1 ? 1 : Integer.highestOneBit(lanes * 4 - 1) << 1;
         long room = Math.max(1, maxBytes / MIN_SEGMENT_BYTES);
-        return (int) Math.min(wanted, Long.highestOneBit(Math.min(room, 1 << 16)));
+        int forLanes = (int) Math.min(wanted, Long.highestOneBit(Math.min(room, 1 << 16)));
+        long needed = (maxBytes + AnswerLog.MAX_BYTES - 1) / AnswerLog.MAX_BYTES;
+        return Math.max(forLanes, (int) Long.highestOneBit(Math.max(1, needed - 1)) << (needed > 1 ? 1 : 0));
     }
 
     /** The segment of {@code key}: its top bits (the table's slot comes from the low ones). */
@@ -131,16 +139,17 @@ public final class ResponseCache {
     }
 
     /**
-     * Keeps answers by {@code settings} from now on (a reload). The entries stay, since no setting
+     * Keeps answers by {@code settings} from now on (a reload). The answers stay, since no setting
      * changes what a key means, with the lifetimes they were given; a smaller size bound evicts
-     * down to it at once. May be called from any thread.
+     * down to it at once. May be called from any thread. (The segments are as many as at start: a
+     * bound raised past {@link AnswerLog#MAX_BYTES} a segment stops there until a restart.)
      */
     public void reconfigure(Settings settings) {
         lifetimes = Lifetimes.of(settings);
         long now = now();
         for (Segment segment : segments) {
             synchronized (segment) {
-                segment.entries.resize(settings.maxBytes() / segments.length, now);
+                segment.answers.resize(settings.maxBytes() / segments.length, now);
             }
         }
     }
@@ -151,17 +160,65 @@ public final class ResponseCache {
     }
 
     /**
-     * The entry that answers {@code query}, fresh or still servable stale, or null. {@code key}
-     * is {@link Question#key} of the query.
+     * A copy of the fresh answer to {@code query} (whose key is {@code key}, {@link Question#key}),
+     * with the client's ID and spelling and its TTLs aged; null on a miss. A hit that should
+     * refresh the answer ahead of its expiry tells {@code prefetcher}, once the lock is let go.
      */
-    CachedAnswer find(long key, ByteBuf query, Message parsed, long now) {
+    ByteBuf fresh(long key, ByteBuf query, Message parsed, long now, ByteBufAllocator alloc, Prefetcher prefetcher) {
         Segment segment = segment(key);
-        CachedAnswer entry;
+        ByteBuf answer;
+        boolean refresh;
+        // The copy is made under the lock: once it is let go, another lane may sweep the record away.
         synchronized (segment) {
-            entry = segment.entries.get(key, now);
+            AnswerLog log = segment.answers;
+            int position = log.find(key, now);
+            if (position < 0) {
+                return null;
+            }
+            byte[] chunk = log.chunk(position);
+            int at = log.offset(position);
+            if (!AnswerRecord.isFresh(chunk, at, now) || !AnswerRecord.answers(chunk, at, query, parsed)) {
+                return null;
+            }
+            refresh = AnswerRecord.hitWantsRefresh(chunk, at, now, lifetimes.prefetchAfter());
+            answer = AnswerRecord.fresh(chunk, at, alloc, query, parsed, now);
         }
-        // Outside the lock: an entry never changes once stored (but for its hit count).
-        return entry != null && entry.answers(query, parsed) ? entry : null;
+        if (refresh) {
+            prefetcher.prefetch(key, query, parsed, alloc);
+        }
+        return answer;
+    }
+
+    /**
+     * A copy of the answer to {@code query} past its lifetime but still servable, every TTL {@value
+     * AnswerRecord#STALE_TTL} s (RFC 8767); null when there is none, or when what is kept is a
+     * SERVFAIL, which is never served stale.
+     */
+    ByteBuf stale(long key, ByteBuf query, Message parsed, long now, ByteBufAllocator alloc) {
+        Segment segment = segment(key);
+        synchronized (segment) {
+            AnswerLog log = segment.answers;
+            int position = log.find(key, now);
+            if (position < 0) {
+                return null;
+            }
+            byte[] chunk = log.chunk(position);
+            int at = log.offset(position);
+            if (!AnswerRecord.answers(chunk, at, query, parsed) || AnswerRecord.isServfail(chunk, at)) {
+                return null;
+            }
+            return AnswerRecord.stale(chunk, at, alloc, query, parsed);
+        }
+    }
+
+    /** Whether an answer to {@code query} is kept that can still be served at {@code now}, fresh or stale. */
+    boolean holds(long key, ByteBuf query, Message parsed, long now) {
+        Segment segment = segment(key);
+        synchronized (segment) {
+            AnswerLog log = segment.answers;
+            int position = log.find(key, now);
+            return position >= 0 && AnswerRecord.answers(log.chunk(position), log.offset(position), query, parsed);
+        }
     }
 
     /**
@@ -207,7 +264,7 @@ public final class ResponseCache {
             kind = Storing.NEGATIVE;
             lifetime = Math.min(scan.negative(), limits.maxNegativeTtl());
         } else if (rcode == Rcode.SERVFAIL) {
-            if (find(key, query, parsed, now) != null) {
+            if (holds(key, query, parsed, now)) {
                 return Storing.KEPT_OLDER;
             }
             kind = Storing.SERVFAIL;
@@ -219,25 +276,21 @@ public final class ResponseCache {
             return Storing.ZERO_TTL;
         }
         // Turned away before anything is copied: under a flood of new names this is the common case.
-        int weight = CachedAnswer.weight(view.length(), scan.offsets().length);
         Segment segment = segment(key);
         synchronized (segment) {
-            if (segment.entries.wouldEvictFor(key, weight) && !segment.doorkeeper.seenBefore(key)) {
+            if (segment.answers.isFull() && !segment.answers.contains(key) && !segment.doorkeeper.seenBefore(key)) {
                 return Storing.ONE_OFF;
             }
         }
-        byte[] bytes = CachedAnswer.bytesFor(view.length(), scan.offsets().length);
-        ByteBuf stored = Unpooled.wrappedBuffer(bytes, 0, view.length()).setBytes(0, answer, view.start(), view.length());
-        for (int offset : scan.offsets()) {
-            long ttl = Ttls.read(stored, offset);
-            stored.setInt(offset, (int) (kind == Storing.POSITIVE ? clamp(ttl, limits) : Math.min(ttl, lifetime)));
-        }
+        boolean positive = kind == Storing.POSITIVE;
         // A SERVFAIL holds no data to serve stale (RFC 8767 serves expired answers): it goes at its lifetime.
         long staleNanos = kind == Storing.SERVFAIL ? 0 : limits.maxStaleNanos();
-        CachedAnswer entry = new CachedAnswer(question, Question.bits(parsed), bytes, view.length(), scan.offsets(), now,
-                lifetime, staleNanos, kind == Storing.NEGATIVE);
+        long freshUntil = now + TimeUnit.SECONDS.toNanos(lifetime);
+        AnswerRecord.Draft draft = new AnswerRecord.Draft(key, Question.bits(parsed), question, answer, view.start(),
+                view.length(), scan.offsets(), positive ? limits.minTtl() : 0, positive ? limits.maxTtl() : lifetime,
+                now, freshUntil, freshUntil + staleNanos, kind == Storing.NEGATIVE);
         synchronized (segment) {
-            segment.entries.put(key, entry, now);
+            segment.answers.put(draft, now);
         }
         return kind;
     }
@@ -246,20 +299,20 @@ public final class ResponseCache {
         return Math.max(limits.minTtl(), Math.min(limits.maxTtl(), ttl));
     }
 
-    /** Entries held, stale ones and expired ones not yet found included. */
+    /** Answers held, stale ones and expired ones not yet found included. */
     public long entries() {
         long sum = 0;
         for (Segment segment : segments) {
-            sum += segment.entries.size();
+            sum += segment.answers.size();
         }
         return sum;
     }
 
-    /** Octets the entries hold, as the size bound counts them. */
+    /** Octets the cache holds, as the size bound counts them: its logs' chunks and index slots. */
     public long bytes() {
         long sum = 0;
         for (Segment segment : segments) {
-            sum += segment.entries.bytes();
+            sum += segment.answers.bytes();
         }
         return sum;
     }
@@ -268,7 +321,7 @@ public final class ResponseCache {
     public void clear() {
         for (Segment segment : segments) {
             synchronized (segment) {
-                segment.entries.clear();
+                segment.answers.clear();
             }
         }
     }

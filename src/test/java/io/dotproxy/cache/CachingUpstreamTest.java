@@ -218,7 +218,7 @@ class CachingUpstreamTest {
         assertEquals(0x5A1E, stale.getHeader().getID());
         assertEquals("EXAMPLE.org.", stale.getQuestion().getName().toString());
         assertEquals(Dns.records(answer), Dns.records(stale));
-        assertTrue(Dns.ttls(stale).stream().allMatch(ttl -> ttl == CachedAnswer.STALE_TTL),
+        assertTrue(Dns.ttls(stale).stream().allMatch(ttl -> ttl == AnswerRecord.STALE_TTL),
                 "every TTL 30 (RFC 8767 §4): " + Dns.ttls(stale));
         if (expectedEde < 0) {
             assertNull(stale.getOPT(), "no EDNS asked, none given");
@@ -306,7 +306,7 @@ class CachingUpstreamTest {
 
         Message stale = client.answer();
         assertEquals("192.0.2.1", address(stale));
-        assertEquals(List.of((long) CachedAnswer.STALE_TTL), Dns.ttls(stale));
+        assertEquals(List.of((long) AnswerRecord.STALE_TTL), Dns.ttls(stale));
         assertEquals(ExtendedErrorCodeOption.STALE_ANSWER, ede(stale).getErrorCode());
         Client late = harness.forward(Dns.respelled(query, 77, "Example.Org."));
         assertEquals(77, late.answer().getHeader().getID(), "one who comes later gets the stale answer at once");

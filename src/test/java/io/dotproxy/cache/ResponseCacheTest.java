@@ -209,7 +209,7 @@ class ResponseCacheTest {
         harness.store(query, reply(query, Rcode.SERVFAIL));
         harness.advance(Duration.ofSeconds(ResponseCache.SERVFAIL_SECONDS + 1));
         ByteBuf wire = Dns.wire(query);
-        assertNull(harness.onLoop(() -> harness.cache.find(Question.key(wire, CacheHarness.parse(wire)), wire,
+        assertFalse(harness.onLoop(() -> harness.cache.holds(Question.key(wire, CacheHarness.parse(wire)), wire,
                 CacheHarness.parse(wire), harness.cache.now())), "nothing to serve stale: a SERVFAIL holds no data");
 
         harness.store(query, reply(query, Rcode.SERVFAIL));
@@ -231,12 +231,10 @@ class ResponseCacheTest {
         assertEquals(1, harness.stores("kept_older"));
         assertEquals(0, harness.stores("servfail"));
         ByteBuf wire = Dns.wire(query);
-        CachedAnswer entry = harness.onLoop(() ->
-                harness.cache.find(Question.key(wire, CacheHarness.parse(wire)), wire, CacheHarness.parse(wire),
-                        harness.cache.now()));
-        assertNotNull(entry, "the stale answer is still there");
-        Message stale = Dns.read(entry.stale(io.netty.buffer.UnpooledByteBufAllocator.DEFAULT, wire,
-                CacheHarness.parse(wire)));
+        ByteBuf kept = harness.onLoop(() -> harness.cache.stale(Question.key(wire, CacheHarness.parse(wire)), wire,
+                CacheHarness.parse(wire), harness.cache.now(), io.netty.buffer.UnpooledByteBufAllocator.DEFAULT));
+        assertNotNull(kept, "the stale answer is still there");
+        Message stale = Dns.read(kept);
         assertEquals(Rcode.NOERROR, stale.getRcode());
         assertEquals("192.0.2.1", ((ARecord) stale.getSection(Section.ANSWER).get(0)).getAddress().getHostAddress());
 
@@ -490,7 +488,7 @@ class ResponseCacheTest {
 
         harness.store(first, reply(first, Rcode.NOERROR, a("first.example.org.", 3600, "192.0.2.9")));
 
-        assertNotNull(harness.hit(first), "asked again: kept, another entry pushed out");
-        assertEquals(1, harness.count("dotproxy.cache.evictions"));
+        assertNotNull(harness.hit(first), "asked again: kept, pushing others out");
+        assertTrue(harness.cache.bytes() <= 64 * 1024);
     }
 }
