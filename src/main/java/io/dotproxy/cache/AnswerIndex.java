@@ -37,6 +37,11 @@ final class AnswerIndex {
         maxSlots = slots;
     }
 
+    /** The most slots it may grow to. */
+    int maxSlots() {
+        return maxSlots;
+    }
+
     /** The position kept under {@code key}, or {@link #ABSENT}. */
     int get(long key) {
         int slot = find(slotKey(key));

@@ -23,8 +23,11 @@ import java.util.Arrays;
  * may be read from elsewhere, for the gauges. A position is valid only while the lock is held.
  */
 final class AnswerLog {
-    private static final int MIN_CHUNK = 64 << 10; // holds an answer of any size but the very largest
+    // Holds an answer of any size but the very largest (all but the smallest bounds get such chunks).
+    private static final int MIN_CHUNK = 64 << 10;
     private static final int MAX_CHUNK = 512 << 10; // a sweep of one moves a few thousand records at most
+    // Sweeps that only compact, per answer stored, before sweeps push out: bounds the work under the lock.
+    private static final int COMPACTING_SWEEPS = 4;
     /** The most a log holds: positions are ints. */
     static final long MAX_BYTES = 1L << 30;
     /** The least a log is given (the least {@code dotproxy.cache.max-size}): its index's first slots and a chunk. */
@@ -80,11 +83,17 @@ final class AnswerLog {
         return (int) Math.max(AnswerIndex.MIN_SLOTS, Long.highestOneBit(budget / 4 / AnswerIndex.SLOT_OCTETS));
     }
 
-    /** A sixteenth of what the chunks may hold, within [64 KiB, 512 KiB], a power of two. */
+    /**
+     * A sixteenth of what the chunks may hold, within [64 KiB, 512 KiB], a power of two; but at
+     * least two chunks however small the bound, so that a sweep always has another chunk to keep.
+     */
     private static int chunkSizeFor(long budget) {
-        long forChunks = bounded(budget) * 3 / 4;
-        int chunk = (int) Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, Long.highestOneBit(Math.max(1, forChunks / 16))));
-        return (int) Math.min(chunk, Long.highestOneBit(Math.max(1, forChunks)));
+        long forChunks = bounded(budget) * 3 / 4; // the index takes a quarter at most
+        int chunk = (int) Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, Long.highestOneBit(forChunks / 16)));
+        while (chunk > forChunks / 2) {
+            chunk >>>= 1;
+        }
+        return chunk;
     }
 
     /** The position of the answer under {@code key} that can still be served at {@code now}, or -1; marks it used. */
@@ -137,11 +146,12 @@ final class AnswerLog {
     }
 
     /**
-     * Whether a newcomer would push another answer out: every chunk the bound allows is taken and
-     * the live answers fill all but one of them (see {@link #underPressure}).
+     * Whether a newcomer would push another answer out: the index is at its bound, or every chunk
+     * the bound allows is taken and the live answers fill all but one of them (see {@link
+     * #underPressure}).
      */
     boolean isFull() {
-        return queueCount == maxChunks && underPressure(1);
+        return !index.hasRoom() || (queueCount == maxChunks && underPressure(1));
     }
 
     /**
@@ -173,7 +183,7 @@ final class AnswerLog {
         int[] oldQueue = queue;
         int oldStart = queueStart;
         int oldCount = queueCount;
-        shape(bound, Math.min(chunkSize(), chunkSizeFor(bound)));
+        shape(bound, chunkSizeFor(bound));
         // Unmarked answers first, then marked ones, each oldest first: the last moved in are the last to go.
         for (boolean used : new boolean[] {false, true}) {
             for (int i = 0; i < oldCount; i++) {
@@ -189,10 +199,18 @@ final class AnswerLog {
         }
     }
 
-    /** Raises the bound in place: more chunks of the same size, more index slots; every record stays where it is. */
+    /**
+     * Raises the bound in place: more chunks of the same size, more index slots (fewer than a new
+     * store of this bound would have, if the chunks kept would not leave them room); every record
+     * stays where it is.
+     */
     private void grow(long bound) {
         budget = bound;
         int slots = slotsFor(bound);
+        while (slots > index.maxSlots()
+                && ((long) maxChunks << chunkShift) + (long) slots * AnswerIndex.SLOT_OCTETS > bound) {
+            slots >>>= 1;
+        }
         index.allow(slots);
         int more = (int) Math.max(maxChunks, (bound - (long) slots * AnswerIndex.SLOT_OCTETS) >> chunkShift);
         chunks = Arrays.copyOf(chunks, more);
@@ -208,7 +226,7 @@ final class AnswerLog {
 
     /** Removes every answer and gives back every chunk and slot. */
     void clear() {
-        shape(budget, 1 << chunkShift);
+        shape(budget, chunkSizeFor(budget));
     }
 
     /** Answers held, expired ones not yet found included. */
@@ -263,8 +281,9 @@ final class AnswerLog {
         }
         int newest = queueCount == 0 ? take() : queue[(queueStart + queueCount - 1) % maxChunks];
         for (int sweeps = 0; fill[newest] + length > chunkSize(); sweeps++) {
-            // A whole round of sweeps that only compact found no room: the next ones push out too.
-            newest = queueCount < maxChunks ? take() : sweepOldest(now, sweeps >= maxChunks || underPressure(length));
+            // Sweeps that only compact found no room in a few chunks: the next ones push out too.
+            newest = queueCount < maxChunks ? take()
+                    : sweepOldest(now, sweeps >= COMPACTING_SWEEPS || underPressure(length));
         }
         int position = newest << chunkShift | fill[newest];
         fill[newest] += length;

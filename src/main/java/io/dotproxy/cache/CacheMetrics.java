@@ -32,7 +32,9 @@ public final class CacheMetrics {
         /** Not kept: a SERVFAIL must not push out an answer that can still be served stale. */
         KEPT_OLDER,
         /** Not kept: the cache is full and the question was not asked lately ({@link Doorkeeper}). */
-        ONE_OFF
+        ONE_OFF,
+        /** Not kept: larger than a chunk of the cache's store (only very large answers in small caches). */
+        TOO_LARGE
     }
 
     private final Tally hits;

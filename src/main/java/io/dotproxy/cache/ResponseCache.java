@@ -141,7 +141,8 @@ public final class ResponseCache {
     /**
      * Keeps answers by {@code settings} from now on (a reload). The answers stay, since no setting
      * changes what a key means, with the lifetimes they were given; a smaller size bound evicts
-     * down to it at once. May be called from any thread. (The segments are as many as at start: a
+     * down to it at once (each segment's answers moved into a smaller store, under its lock). May
+     * be called from any thread. (The segments are as many as at start: a
      * bound raised past {@link AnswerLog#MAX_BYTES} a segment stops there until a restart.)
      */
     public void reconfigure(Settings settings) {
@@ -290,9 +291,8 @@ public final class ResponseCache {
                 view.length(), scan.offsets(), positive ? limits.minTtl() : 0, positive ? limits.maxTtl() : lifetime,
                 now, freshUntil, freshUntil + staleNanos, kind == Storing.NEGATIVE);
         synchronized (segment) {
-            segment.answers.put(draft, now);
+            return segment.answers.put(draft, now) ? kind : Storing.TOO_LARGE;
         }
-        return kind;
     }
 
     private static long clamp(long ttl, Lifetimes limits) {

@@ -203,28 +203,26 @@ class AnswerLogTest {
 
     @Test
     void aUsedAnswerOutlivesOneSweepButNotTwoWithoutARead() {
-        AnswerLog log = log(64 << 10); // a single chunk: every sweep is of it
-        int perChunk = log.chunkSize() / AnswerRecord.length(TAG + 1000, 0);
-        for (int i = 0; i < perChunk; i++) {
-            log.put(draft(mix(i), 1000, i), NOW);
+        AnswerLog log = log(64 << 10); // the smallest bound: three chunks of 16 KiB
+        assertEquals(16 << 10, log.chunkSize());
+        int octets = log.chunkSize() / 4 - AnswerRecord.HEADER - TAG; // four answers a chunk
+        for (int i = 0; i < 12; i++) {
+            log.put(draft(mix(i), octets, i), NOW); // every chunk full
         }
-        assertTrue(holds(log, mix(0), NOW));
+        assertTrue(holds(log, mix(0), NOW)); // answer 0, in the oldest chunk, is read
 
-        log.put(draft(mix(100), 1000, 100), NOW); // no room: the sweep keeps answer 0 only, unmarked
+        log.put(draft(mix(100), octets, 100), NOW); // the oldest chunk is swept: 0 stays, unmarked
 
-        assertEquals(2, log.size());
-        assertEquals(perChunk - 1, evictions.get());
-        for (int i = 101; i < 100 + perChunk - 1; i++) {
-            log.put(draft(mix(i), 1000, i), NOW); // fills the chunk again, answer 0 not read
+        assertEquals(3, evictions.get());
+        assertEquals(10, log.size());
+        for (int i = 101; i < 111; i++) { // the other two chunks are swept and filled
+            log.put(draft(mix(i), octets, i), NOW);
         }
-        assertEquals(perChunk, log.size());
-        assertEquals(perChunk - 1, evictions.get(), "nothing pushed out while there was room");
+        assertEquals(11, evictions.get(), "1-3, then 4-11: none of them read");
+        log.put(draft(mix(111), octets, 111), NOW); // the first again: not read since its last sweep, 0 goes
 
-        log.put(draft(mix(200), 1000, 200), NOW); // the next sweep keeps nothing
-
-        assertEquals(1, log.size());
-        assertEquals(2 * perChunk - 1, evictions.get());
-        assertEquals(200, tag(log, mix(200), NOW));
+        assertEquals(15, evictions.get());
+        assertEquals(111, tag(log, mix(111), NOW));
         assertFalse(holds(log, mix(0), NOW));
     }
 
@@ -248,6 +246,63 @@ class AnswerLogTest {
             assertEquals(i, tag(log, mix(i), later), "answer " + i);
         }
         assertEquals(0, evictions.get(), "only expired answers made room");
+    }
+
+    @Test
+    void raisingTheBoundPastAnIndexDoublingStaysWithinIt() {
+        long raised = 48L << 20; // 47 MiB gives the index 2^19 slots; 48 MiB would give 2^20
+        AnswerLog log = log(47L << 20);
+        log.resize(raised, NOW);
+        for (int i = 0; i < 300_000; i++) { // enough small answers to fill the chunks and need the slots
+            log.put(draft(mix(i), 100, i), NOW);
+        }
+        assertTrue(log.bytes() <= raised, "over the raised bound: " + log.bytes());
+        assertTrue(log.size() > 200_000, "the chunks kept are used: " + log.size());
+    }
+
+    /** A step of the model with room for everything: put, look up, raise the bound, or clear. */
+    record Roomy(int kind, int key, int octets) {}
+
+    @Property(tries = 200)
+    void withRoomForEveryAnswerNothingIsLostThroughCompactionGrowthOrClear(@ForAll("roomySteps") List<Roomy> steps) {
+        AnswerLog log = log(256 << 10); // three chunks of 64 KiB; at most 61 answers of 1 KiB live
+        int evictedBefore = evictions.get();
+        Map<Long, Integer> latest = new HashMap<>();
+        long bound = 256 << 10;
+        int tags = 0;
+        for (Roomy step : steps) {
+            long key = mix(step.key());
+            switch (step.kind()) {
+                case 0 -> {
+                    int tag = ++tags;
+                    assertTrue(log.put(draft(key, step.octets(), tag), NOW));
+                    latest.put(key, tag);
+                }
+                case 1 -> assertEquals(latest.getOrDefault(key, -1), tag(log, key, NOW), "key " + step.key());
+                case 2 -> {
+                    bound += 64 << 10;
+                    log.resize(bound, NOW);
+                }
+                default -> {
+                    log.clear();
+                    latest.clear();
+                }
+            }
+            assertTrue(log.bytes() <= bound, "over the bound");
+        }
+        for (Map.Entry<Long, Integer> e : latest.entrySet()) {
+            assertEquals(e.getValue(), tag(log, e.getKey(), NOW));
+        }
+        assertEquals(latest.size(), log.size());
+        assertEquals(evictedBefore, evictions.get(), "with room for every answer, none is pushed out");
+    }
+
+    @Provide
+    Arbitrary<List<Roomy>> roomySteps() {
+        Arbitrary<Roomy> step = Combinators.combine(
+                Arbitraries.frequency(Tuple.of(60, 0), Tuple.of(36, 1), Tuple.of(3, 2), Tuple.of(1, 3)),
+                Arbitraries.integers().between(0, 60), Arbitraries.integers().between(4, 1000)).as(Roomy::new);
+        return step.list().ofMaxSize(600);
     }
 
     /** One step: put an answer under a key, or look a key up, after some time. */

@@ -482,13 +482,14 @@ class ResponseCacheTest {
             Message filler = query(name);
             harness.store(filler, reply(filler, Rcode.NOERROR, a(name, 3600, "192.0.2.1")));
         }
+        assertTrue(harness.cache.entries() > 200, "turned away only once full: " + harness.cache.entries());
         harness.store(first, reply(first, Rcode.NOERROR, a("first.example.org.", 3600, "192.0.2.9")));
         assertNull(harness.hit(first), "asked once: not kept");
         assertEquals(2, harness.stores("one_off"));
 
         harness.store(first, reply(first, Rcode.NOERROR, a("first.example.org.", 3600, "192.0.2.9")));
 
-        assertNotNull(harness.hit(first), "asked again: kept, pushing others out");
+        assertNotNull(harness.hit(first), "asked again: kept");
         assertTrue(harness.cache.bytes() <= 64 * 1024);
     }
 }
