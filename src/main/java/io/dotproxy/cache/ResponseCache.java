@@ -172,13 +172,13 @@ public final class ResponseCache {
         // The copy is made under the lock: once it is let go, another lane may sweep the record away.
         synchronized (segment) {
             AnswerLog log = segment.answers;
-            int position = log.find(key, now);
+            int position = answering(log, key, query, parsed, now);
             if (position < 0) {
                 return null;
             }
             byte[] chunk = log.chunk(position);
             int at = log.offset(position);
-            if (!AnswerRecord.isFresh(chunk, at, now) || !AnswerRecord.answers(chunk, at, query, parsed)) {
+            if (!AnswerRecord.isFresh(chunk, at, now)) {
                 return null;
             }
             refresh = AnswerRecord.hitWantsRefresh(chunk, at, now, lifetimes.prefetchAfter());
@@ -199,16 +199,11 @@ public final class ResponseCache {
         Segment segment = segment(key);
         synchronized (segment) {
             AnswerLog log = segment.answers;
-            int position = log.find(key, now);
-            if (position < 0) {
+            int position = answering(log, key, query, parsed, now);
+            if (position < 0 || AnswerRecord.isServfail(log.chunk(position), log.offset(position))) {
                 return null;
             }
-            byte[] chunk = log.chunk(position);
-            int at = log.offset(position);
-            if (!AnswerRecord.answers(chunk, at, query, parsed) || AnswerRecord.isServfail(chunk, at)) {
-                return null;
-            }
-            return AnswerRecord.stale(chunk, at, alloc, query, parsed);
+            return AnswerRecord.stale(log.chunk(position), log.offset(position), alloc, query, parsed);
         }
     }
 
@@ -216,10 +211,18 @@ public final class ResponseCache {
     boolean holds(long key, ByteBuf query, Message parsed, long now) {
         Segment segment = segment(key);
         synchronized (segment) {
-            AnswerLog log = segment.answers;
-            int position = log.find(key, now);
-            return position >= 0 && AnswerRecord.answers(log.chunk(position), log.offset(position), query, parsed);
+            return answering(segment.answers, key, query, parsed, now) >= 0;
         }
+    }
+
+    /**
+     * The position in {@code log} of a servable answer to {@code query}, or -1: a key's record whose
+     * question or bits differ (a hash collision) is a miss. Call under the log's segment lock.
+     */
+    private static int answering(AnswerLog log, long key, ByteBuf query, Message parsed, long now) {
+        int position = log.find(key, now);
+        return position >= 0 && AnswerRecord.answers(log.chunk(position), log.offset(position), query, parsed)
+                ? position : -1;
     }
 
     /**
