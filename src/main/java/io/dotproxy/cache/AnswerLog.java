@@ -30,7 +30,7 @@ final class AnswerLog {
     private static final int COMPACTING_SWEEPS = 4;
     /** The most a log holds: positions are ints. */
     static final long MAX_BYTES = 1L << 30;
-    /** The least a log is given (the least {@code dotproxy.cache.max-size}): its index's first slots and a chunk. */
+    /** The least a log is given (the least {@code dotproxy.cache.max-size}): its index's first slots and two chunks. */
     static final long MIN_BYTES = 64 << 10;
 
     private final Runnable evicted;
@@ -57,7 +57,7 @@ final class AnswerLog {
         shape(budget, chunkSizeFor(budget));
     }
 
-    /** Sets the bound and what follows from it; the chunks and records stay as they are. */
+    /** Sets the bound and what follows from it, holding nothing: no chunk, no record, an empty index. */
     private void shape(long octets, int chunkSize) {
         budget = bounded(octets);
         int slots = slotsFor(budget);
@@ -131,18 +131,25 @@ final class AnswerLog {
      * room; false when it is larger than a chunk (not kept, nothing pushed out).
      */
     boolean put(AnswerRecord.Draft draft, long now) {
-        int length = draft.length();
-        int old = index.get(draft.key());
-        if (old != AnswerIndex.ABSENT) {
-            drop(draft.key(), old);
-        }
-        if (length > chunkSize()) {
+        int position = place(draft.key(), draft.length(), now);
+        if (position < 0) {
             return false;
         }
-        int position = reserve(length, now);
         draft.writeTo(chunk(position), offset(position));
         add(draft.key(), position);
         return true;
+    }
+
+    /**
+     * Room for a record of {@code length} octets under {@code key}, whose record before (if any)
+     * goes: its position, or -1 when it is larger than a chunk.
+     */
+    private int place(long key, int length, long now) {
+        int old = index.get(key);
+        if (old != AnswerIndex.ABSENT) {
+            drop(key, old);
+        }
+        return length > chunkSize() ? -1 : reserve(length, now);
     }
 
     /**
@@ -245,18 +252,13 @@ final class AnswerLog {
     }
 
     private void moveIn(byte[] from, int at, long now) {
-        int length = AnswerRecord.length(from, at);
-        if (length > chunkSize()) {
-            return; // a smaller store has smaller chunks
-        }
         long key = AnswerRecord.key(from, at);
-        int old = index.get(key);
-        if (old != AnswerIndex.ABSENT) {
-            drop(key, old); // cannot happen: a key has one live record
+        int length = AnswerRecord.length(from, at);
+        int position = place(key, length, now);
+        if (position >= 0) { // a smaller store has smaller chunks
+            System.arraycopy(from, at, chunk(position), offset(position), length);
+            add(key, position);
         }
-        int position = reserve(length, now);
-        System.arraycopy(from, at, chunk(position), offset(position), length);
-        add(key, position);
     }
 
     private void add(long key, int position) {

@@ -220,7 +220,7 @@ public final class CachingUpstream implements Upstream, LocalAnswers {
                     && serveStale(waiting))) {
                 answer.release();
             } else {
-                deliver(answer, waiting);
+                deliver(answer, waiting, false);
             }
             query.release();
         }
@@ -260,19 +260,7 @@ public final class CachingUpstream implements Upstream, LocalAnswers {
             if (stale == null) {
                 return false; // a SERVFAIL just stored, say: the waiters get the upstream's own
             }
-            try {
-                for (int i = 0; i < waiting.size(); i++) {
-                    Waiter waiter = waiting.get(i);
-                    ByteBuf own = stale.copy();
-                    if (i > 0) {
-                        addressTo(own, waiter);
-                    }
-                    metrics.staleAnswer();
-                    waiter.callback().onAnswer(withStaleError(own, waiter.query().alloc()));
-                }
-            } finally {
-                stale.release();
-            }
+            deliver(stale, waiting, true);
             return true;
         }
 
@@ -290,13 +278,20 @@ public final class CachingUpstream implements Upstream, LocalAnswers {
             }
         }
 
-        /** Gives each waiter the answer as its own: a copy with its ID, RD bit and name case. */
-        private void deliver(ByteBuf answer, List<Waiter> waiting) {
+        /**
+         * Gives each waiter the answer as its own: a copy with its ID, RD bit and name case; a
+         * {@code stale} one marked as such and counted.
+         */
+        private void deliver(ByteBuf answer, List<Waiter> waiting, boolean stale) {
             int last = waiting.size() - 1;
             for (int i = 0; i <= last; i++) {
                 Waiter waiter = waiting.get(i);
                 ByteBuf own = i == last ? answer : answer.copy();
                 addressTo(own, waiter);
+                if (stale) {
+                    metrics.staleAnswer();
+                    own = withStaleError(own, waiter.query().alloc());
+                }
                 waiter.callback().onAnswer(own);
             }
         }

@@ -128,8 +128,8 @@ public final class ResponseCache {
         int wanted = lanes <= 1 ? 1 : Integer.highestOneBit(lanes * 4 - 1) << 1;
         long room = Math.max(1, maxBytes / MIN_SEGMENT_BYTES);
         int forLanes = (int) Math.min(wanted, Long.highestOneBit(Math.min(room, 1 << 16)));
-        long needed = (maxBytes + AnswerLog.MAX_BYTES - 1) / AnswerLog.MAX_BYTES;
-        return Math.max(forLanes, (int) Long.highestOneBit(Math.max(1, needed - 1)) << (needed > 1 ? 1 : 0));
+        long needed = Math.max(1, (maxBytes + AnswerLog.MAX_BYTES - 1) / AnswerLog.MAX_BYTES);
+        return Math.max(forLanes, (int) Long.highestOneBit(2 * needed - 1)); // the power of two at or above
     }
 
     /** The segment of {@code key}: its top bits (the table's slot comes from the low ones). */

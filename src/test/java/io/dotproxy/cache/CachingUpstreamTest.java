@@ -229,6 +229,33 @@ class CachingUpstreamTest {
     }
 
     @Test
+    void everyClientWaitingOnAFailedQueryGetsTheStaleAnswerAsItsOwn() {
+        staleHarness();
+        Message query = Dns.query(NAME, Type.A, Edns.PLAIN);
+        Message answer = reply(query, Rcode.NOERROR, a(NAME, 60, "192.0.2.1"));
+        harness.fill(query, answer);
+        harness.advance(Duration.ofSeconds(61));
+        List<Message> queries = hundredSpellings(query).subList(0, 3);
+        List<Client> clients = new ArrayList<>();
+        for (Message asked : queries) {
+            clients.add(harness.forward(asked));
+        }
+        assertEquals(2, harness.upstream.received.size(), "the three went upstream as one");
+
+        harness.fail(harness.upstream.last(), UpstreamFailure.CONNECT);
+
+        for (int i = 0; i < queries.size(); i++) {
+            Message stale = clients.get(i).answer();
+            assertEquals(queries.get(i).getHeader().getID(), stale.getHeader().getID());
+            assertEquals(queries.get(i).getQuestion().getName().toString(), stale.getQuestion().getName().toString());
+            assertEquals("192.0.2.1", address(stale));
+            assertEquals(List.of((long) AnswerRecord.STALE_TTL), Dns.ttls(stale));
+            assertEquals(3, ede(stale).getErrorCode(), "client " + i);
+        }
+        assertEquals(3, harness.count("dotproxy.cache.stale.answers"));
+    }
+
+    @Test
     void pastMaxStaleTheFailureGoesThrough() {
         staleHarness();
         Message query = Dns.query(NAME, Type.A, Edns.PLAIN);
