@@ -167,6 +167,22 @@ start() { # name, command...: starts in the background, remembers the pid
   echo $!
 }
 
+alive() { # pid: running (a zombie that no one reaped yet has exited)
+  [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
+stop() { # pid...: stops the processes and waits until they are gone. They were started in a
+  # subshell ($(start ...)), so they are not this shell's children and `wait` cannot wait for them;
+  # a dot-proxy drains for 5 s after SIGTERM, still answering on its port, and a proxy started
+  # again on that port would otherwise share it with the draining one (SO_REUSEPORT).
+  local p
+  kill "$@" 2>/dev/null || true
+  for p in "$@"; do
+    for _ in $(seq 1 300); do alive "$p" || break; sleep 0.1; done
+    ! alive "$p" || kill -9 "$p" 2>/dev/null || true # still there after 30 s
+  done
+}
+
 wait_for_dns() { # port: polls every 20 ms, so start-up times are measured to within that
   for _ in $(seq 1 500); do
     dig @127.0.0.1 -p "$1" +time=1 +tries=1 +short a.miss.bench >/dev/null 2>&1 && return 0
@@ -446,8 +462,8 @@ for name in "${running[@]}"; do
       fi
     fi
   fi
-  kill "$pid" ${helper_of[$pid]:-} 2>/dev/null || true
-  wait "$pid" ${helper_of[$pid]:-} 2>/dev/null || true
+  # shellcheck disable=SC2086
+  stop "$pid" ${helper_of[$pid]:-}
 done
 
 # --- the footprint cell --------------------------------------------------------------------------
@@ -531,8 +547,7 @@ footprint_cell() { # name: a fresh instance, filled with the names, then RSS und
       "$jcmd" "$pid" VM.native_memory summary > "$raw/footprint/$name.nmt" 2>&1 || true
     fi
   fi
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  stop "$pid"
 }
 
 if [[ " $scenarios " == *" footprint "* ]]; then
