@@ -64,7 +64,7 @@ family() { case $1 in *-cached) echo deployed ;; *) echo engine ;; esac; }
 pids=()
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() { stop "${pids[@]}"; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
 # --- what the benchmark needs -------------------------------------------------------------------
@@ -448,6 +448,7 @@ for i in $( ((${#running[@]})) && seq 0 "$repeats"); do
   done
 done
 
+stopping=()
 for name in "${running[@]}"; do
   pid=${pid_of[$name]}
   if [ -r "/proc/$pid/status" ]; then # a proxy that died has no memory to report
@@ -462,9 +463,9 @@ for name in "${running[@]}"; do
       fi
     fi
   fi
-  # shellcheck disable=SC2086
-  stop "$pid" ${helper_of[$pid]:-}
+  stopping+=("$pid" ${helper_of[$pid]:-})
 done
+stop "${stopping[@]}" # all at once: the dot-proxies drain side by side
 
 # --- the footprint cell --------------------------------------------------------------------------
 rss_sample() { # pid -> "sample VmRSS RssAnon RssFile RssShmem Pss" in KiB
