@@ -64,6 +64,22 @@ family() { case $1 in *-cached) echo deployed ;; *) echo engine ;; esac; }
 pids=()
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+alive() { # pid: running (a zombie that no one reaped yet has exited)
+  [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
+stop() { # pid...: stops the processes and waits until they are gone. They were started in a
+  # subshell ($(start ...)), so they are not this shell's children and `wait` cannot wait for them;
+  # a dot-proxy drains for 5 s after SIGTERM, still answering on its port, and a proxy started
+  # again on that port would otherwise share it with the draining one (SO_REUSEPORT).
+  local p
+  kill "$@" 2>/dev/null || true
+  for p in "$@"; do
+    for _ in $(seq 1 300); do alive "$p" || break; sleep 0.1; done
+    ! alive "$p" || kill -9 "$p" 2>/dev/null || true # still there after 30 s
+  done
+}
+
 cleanup() { stop "${pids[@]}"; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
@@ -165,22 +181,6 @@ start() { # name, command...: starts in the background, remembers the pid
   "$@" > "$work/$name${log_suffix:-}.log" 2>&1 &
   pids+=($!)
   echo $!
-}
-
-alive() { # pid: running (a zombie that no one reaped yet has exited)
-  [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
-}
-
-stop() { # pid...: stops the processes and waits until they are gone. They were started in a
-  # subshell ($(start ...)), so they are not this shell's children and `wait` cannot wait for them;
-  # a dot-proxy drains for 5 s after SIGTERM, still answering on its port, and a proxy started
-  # again on that port would otherwise share it with the draining one (SO_REUSEPORT).
-  local p
-  kill "$@" 2>/dev/null || true
-  for p in "$@"; do
-    for _ in $(seq 1 300); do alive "$p" || break; sleep 0.1; done
-    ! alive "$p" || kill -9 "$p" 2>/dev/null || true # still there after 30 s
-  done
 }
 
 wait_for_dns() { # port: polls every 20 ms, so start-up times are measured to within that
