@@ -16,7 +16,9 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Properties;
+import java.util.Set;
 import java.util.TreeMap;
+import java.util.TreeSet;
 import org.eclipse.microprofile.config.spi.ConfigSource;
 
 /**
@@ -47,9 +49,19 @@ public final class SettingsFile implements ConfigSourceFactory {
         }
         Path path = Path.of(named.getValue().strip());
         try {
-            return List.of(new PropertiesConfigSource(read(path), sourceName(path), ORDINAL));
+            return List.of(new Source(path, read(path)));
         } catch (IOException | IllegalArgumentException e) {
             return List.of(); // reported by SettingsReader, in one line
+        }
+    }
+
+    /** The file's values as a source of the configuration, which remembers the file it was read from. */
+    private static final class Source extends PropertiesConfigSource {
+        private final Path path;
+
+        Source(Path path, Map<String, String> values) {
+            super(values, sourceName(path), SettingsFile.ORDINAL); // qualified: ConfigSource has an ORDINAL of its own
+            this.path = path;
         }
     }
 
@@ -72,11 +84,18 @@ public final class SettingsFile implements ConfigSourceFactory {
     /**
      * One line for each key the file sets whose value is not the one in force, because a source
      * above the file (an environment variable, a {@code -D}) sets it too: the classic "my ConfigMap
-     * change did nothing".
+     * change did nothing". The keys are those of the file as {@code config} read it (its source),
+     * not of a second reading that could differ; none when it could not be read.
      */
-    static List<String> maskedKeys(SmallRyeConfig config, Path path, Map<String, String> fileValues) {
+    static List<String> maskedKeys(SmallRyeConfig config, Path path) {
+        Set<String> fileKeys = new TreeSet<>();
+        for (ConfigSource source : config.getConfigSources()) {
+            if (source instanceof Source read && read.path.equals(path)) {
+                fileKeys.addAll(read.getPropertyNames());
+            }
+        }
         List<String> lines = new ArrayList<>();
-        for (String key : fileValues.keySet()) {
+        for (String key : fileKeys) {
             ConfigValue value = config.getConfigValue(key);
             if (value.getValue() != null && value.getSourceOrdinal() > ORDINAL) {
                 lines.add(key + " in " + path + " has no effect: " + overrider(key, value) + " sets it too");

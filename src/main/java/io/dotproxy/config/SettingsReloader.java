@@ -73,7 +73,7 @@ final class SettingsReloader implements SettingsWatcher.Listener, AutoCloseable 
         } catch (ConfigValidationException e) {
             reject(String.join("; ", ConfigProblems.describe(e)));
             return;
-        } catch (IOException | RuntimeException e) {
+        } catch (RuntimeException e) {
             reject(e.getMessage());
             return;
         }

@@ -54,9 +54,9 @@ final class SettingsRereader {
      * The settings as they stand now, and the lines that say which keys of the settings {@code file}
      * are masked by an environment variable or {@code -D} (logged at every reload, as at start-up).
      */
-    Reading read(Path file) throws IOException {
+    Reading read(Path file) {
         SmallRyeConfig config = config();
-        return new Reading(read(config), SettingsFile.maskedKeys(config, file, SettingsFile.read(file)));
+        return new Reading(read(config), SettingsFile.maskedKeys(config, file));
     }
 
     private static ProxySettings read(SmallRyeConfig config) {

@@ -120,13 +120,9 @@ public class Setup {
         if (file.isEmpty()) {
             return;
         }
-        try {
-            SmallRyeConfig all = ConfigProvider.getConfig().unwrap(SmallRyeConfig.class);
-            SettingsFile.maskedKeys(all, file.get(), SettingsFile.read(file.get())).forEach(LOG::warn);
-            LOG.infof("Settings read from %s", file.get());
-        } catch (IOException e) {
-            LOG.warnf("Could not read %s again to check for masked keys: %s", file.get(), e.getMessage());
-        }
+        SmallRyeConfig all = ConfigProvider.getConfig().unwrap(SmallRyeConfig.class);
+        SettingsFile.maskedKeys(all, file.get()).forEach(LOG::warn);
+        LOG.infof("Settings read from %s", file.get());
     }
 
     /**

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.smallrye.config.EnvConfigSource;
 import io.smallrye.config.PropertiesConfigSource;
 import io.smallrye.config.SmallRyeConfig;
 import java.io.IOException;
@@ -35,7 +36,7 @@ class SettingsFileTest {
         return SettingsRereader.mapping()
                 .withSources(new PropertiesConfigSource(applicationProperties, "application.properties", 250))
                 .withSources(new SettingsFile())
-                .withSources(new PropertiesConfigSource(environment, "environment", 300))
+                .withSources(new EnvConfigSource(environment, 300)) // DOTPROXY_CONFIG_FILE as a container spells it
                 .withSources(new PropertiesConfigSource(systemProperties, "system properties", 400))
                 .build();
     }
@@ -64,7 +65,7 @@ class SettingsFileTest {
         assertEquals(123, settings.pipeline().maxInFlight(), "application.properties where the file is silent");
         assertEquals(16L << 20, settings.cache().maxBytes());
         assertEquals(List.of("dotproxy.policy in " + file + " has no effect: the environment variable DOTPROXY_POLICY sets it too"),
-                SettingsFile.maskedKeys(config, file, SettingsFile.read(file)));
+                SettingsFile.maskedKeys(config, file));
     }
 
     @Test
@@ -76,9 +77,23 @@ class SettingsFileTest {
         ProxySettings settings = SettingsReader.read(config.getConfigMapping(ProxyConfig.class), Optional.empty());
 
         assertEquals(Duration.ofSeconds(4), settings.pipeline().timeout());
-        List<String> masked = SettingsFile.maskedKeys(config, file, SettingsFile.read(file));
+        List<String> masked = SettingsFile.maskedKeys(config, file);
         assertEquals(1, masked.size());
         assertEquals("dotproxy.timeout in " + file + " has no effect: -Ddotproxy.timeout sets it too", masked.get(0));
+    }
+
+    @Test
+    void theMaskedKeysAreThoseOfTheFileAsTheSettingsReadItNotAsItReadsNow() throws IOException {
+        Path file = file("dotproxy.timeout=3s\n");
+        SmallRyeConfig config = config(Map.of(), Map.of("DOTPROXY_CONFIG_FILE", file.toString(), "dotproxy.timeout", "4s"),
+                Map.of());
+        Files.writeString(file, "dotproxy.policy=random\n"); // changed after the settings were read
+
+        assertEquals(List.of("dotproxy.timeout in " + file
+                        + " has no effect: the environment variable DOTPROXY_TIMEOUT sets it too"),
+                SettingsFile.maskedKeys(config, file));
+        assertEquals(List.of(), SettingsFile.maskedKeys(config, dir.resolve("another.properties")),
+                "a file the settings did not read masks nothing");
     }
 
     @Test
