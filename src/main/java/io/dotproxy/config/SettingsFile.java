@@ -76,8 +76,8 @@ public final class SettingsFile implements ConfigSourceFactory {
         return values;
     }
 
-    /** How the source is named in SmallRye's reports and in {@link #maskedKeys}. */
-    static String sourceName(Path path) {
+    /** How the source is named in SmallRye's reports (of a value it could not convert, say). */
+    private static String sourceName(Path path) {
         return KEY + " " + path;
     }
 
